@@ -1,0 +1,44 @@
+"""ntkbench: benchmark weight initializers through the Neural Tangent Kernel.
+
+Public API::
+
+    import ntkbench as nb
+    model = nb.MLP(in_dim=1, width=256, depth=2, out_dim=1, activation="relu")
+    weights = nb.initialize(model, "he_normal", seed=0)
+    K = nb.empirical_ntk(model, weights, x1, x2=None, backend="torch", device="cpu")
+    df = nb.load_results("results/default")
+
+Heavy backends (torch, jax) are imported only when a backend is used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ntkbench._version import __version__
+from ntkbench.initializers import initialize
+from ntkbench.models import MLP, LayerInfo
+from ntkbench.registry import register_initializer
+
+__all__ = [
+    "MLP",
+    "LayerInfo",
+    "__version__",
+    "empirical_ntk",
+    "initialize",
+    "load_results",
+    "register_initializer",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy so that `import ntkbench` stays fast (pandas and torch load on first use).
+    if name == "empirical_ntk":
+        from ntkbench.ntk.empirical import empirical_ntk
+
+        return empirical_ntk
+    if name == "load_results":
+        from ntkbench.store import load_results
+
+        return load_results
+    raise AttributeError(f"module 'ntkbench' has no attribute {name!r}")

@@ -1,0 +1,152 @@
+"""Typed configuration values: what a task declares and what one trial runs.
+
+These are the contract between the spec parser (YAML → these models), the runner (which executes
+a :class:`Trial`) and the result store. All models are frozen and reject unknown fields, so a typo
+in YAML is an error rather than a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+
+from ntkbench._version import __version__
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataConfig(_Frozen):
+    """Which registered task loader produces the data, and its parameters."""
+
+    generator: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelConfig(_Frozen):
+    """Architecture of the trained network (input/output sizes come from the data)."""
+
+    kind: Literal["mlp"] = "mlp"
+    width: PositiveInt = 256
+    depth: int = Field(2, ge=0)
+    activation: Literal["relu", "tanh", "erf", "gelu", "sin", "linear"] = "relu"
+    parameterization: Literal["standard", "ntk"] = "standard"
+    w_std: PositiveFloat = 1.0
+    b_std: float = Field(1.0, ge=0)
+    bias: bool = True
+
+
+class TrainingConfig(_Frozen):
+    """Optimisation. ``gd`` is full-batch gradient descent (the NTK setting).
+
+    The MSE objective is ``L = 1/(2n) Σ_i ‖f(x_i) − y_i‖²``; cross-entropy is the mean over
+    samples. ``batch_size`` applies to ``sgd`` and ``adam`` (``None`` = full batch).
+    A trial whose loss becomes NaN/inf or exceeds ``diverge_factor`` × the initial loss stops
+    with status ``diverged``.
+    """
+
+    optimizer: Literal["gd", "sgd", "adam"] = "gd"
+    lr: PositiveFloat = 0.1
+    steps: PositiveInt = 1000
+    batch_size: PositiveInt | None = None
+    momentum: float = Field(0.0, ge=0, lt=1)
+    loss: Literal["mse", "cross_entropy"] = "mse"
+    dtype: Literal["float32", "float64"] = "float32"
+    diverge_factor: float = Field(1e4, gt=1)
+
+
+class MeasureConfig(_Frozen):
+    """What is measured during a trial and how often.
+
+    ``checkpoints`` log-spaced steps record train loss and the test metric; the empirical NTK on
+    (at most ``ntk_max_n`` of) the training inputs is measured at ``ntk_checkpoints`` log-spaced
+    steps, always including step 0 and the last step.
+    """
+
+    checkpoints: int = Field(25, ge=2)
+    ntk_checkpoints: int = Field(4, ge=2)
+    ntk_max_n: PositiveInt = 512
+
+
+class TaskConfig(_Frozen):
+    """A task family as declared in ``tasks/<name>.yaml``."""
+
+    name: str
+    description: str = ""
+    data: DataConfig
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+    measure: MeasureConfig = MeasureConfig()
+    metric: str = "test_mse"
+
+
+class InitializerConfig(_Frozen):
+    """An initializer as used by a trial: registered ``name`` or a plugin ``source``."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    source: str | None = None
+
+    @property
+    def label(self) -> str:
+        """``name(k=v, ...)``: how the initializer appears on the leaderboard."""
+        if not self.params:
+            return self.name
+        inner = ", ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        return f"{self.name}({inner})"
+
+
+_LABEL_FIELDS = {"suite", "sweep", "base_dir"}
+
+
+class Trial(_Frozen):
+    """One cell of the grid: everything needed to run and reproduce one training run.
+
+    ``trial_hash`` covers the computation only (task, data, model, training, measurement,
+    initializer, backend, device, seed and the ntkbench version), not labels such as the suite
+    name or where a plugin file was found, so a renamed suite still resumes.
+    """
+
+    suite: str
+    task: str
+    data: DataConfig
+    model: ModelConfig
+    training: TrainingConfig
+    measure: MeasureConfig = MeasureConfig()
+    metric: str = "test_mse"
+    initializer: InitializerConfig
+    backend: str = "torch"
+    device: str = "cpu"
+    seed: int = 0
+    sweep: dict[str, Any] = Field(default_factory=dict)
+    base_dir: str | None = None  # directory that relative plugin sources resolve against
+
+    @property
+    def trial_hash(self) -> str:
+        ident = self.model_dump(mode="json", exclude=_LABEL_FIELDS)
+        ident["ntkbench_version"] = __version__
+        blob = json.dumps(ident, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def __hash__(self) -> int:
+        return hash(self.trial_hash)
+
+    @property
+    def sweep_label(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in sorted(self.sweep.items()))
+
+    @property
+    def source_dir(self) -> Path | None:
+        return Path(self.base_dir) if self.base_dir else None
+
+    def summary(self) -> str:
+        """One line for ``--dry-run`` and progress messages."""
+        parts = [self.task, self.initializer.label, self.backend, f"seed={self.seed}"]
+        if self.sweep:
+            parts.append(self.sweep_label)
+        return " | ".join(parts)

@@ -1,0 +1,67 @@
+"""The task contract: what a data loader or generator returns.
+
+A task loader is a function registered in :data:`ntkbench.registry.tasks`::
+
+    @register_task("my_task")
+    def my_task(*, seed: int, n_train: int = 256, noise: float = 0.0) -> Dataset:
+        '''One line shown by `ntkbench list tasks`.'''
+
+- ``seed`` is supplied by ntkbench (the trial seed); every random draw must come from it.
+- Keyword-only arguments after ``seed`` are the task's parameters, set from YAML
+  (``data.params`` in ``tasks/*.yaml`` or ``params:`` in the suite). Raise ``ValueError`` with
+  a clear message for invalid values.
+- Return a :class:`Dataset`. Inputs are float arrays ``(n, d)``; regression targets are float
+  ``(n, out_dim)``; classification targets are integer labels ``(n,)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ntkbench import registry
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train/test arrays of one task instance."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    kind: str = "regression"  # or "classification"
+    n_classes: int | None = None
+    input_shape: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("regression", "classification"):
+            raise ValueError(f"kind must be 'regression' or 'classification', got {self.kind!r}")
+        for name in ("x_train", "x_test"):
+            if getattr(self, name).ndim != 2:
+                raise ValueError(f"{name} must be 2-D (n, d), got {getattr(self, name).shape}")
+        if len(self.x_train) != len(self.y_train) or len(self.x_test) != len(self.y_test):
+            raise ValueError("inputs and targets must have the same number of samples")
+        if self.kind == "classification" and not self.n_classes:
+            raise ValueError("classification datasets need n_classes")
+
+    @property
+    def in_dim(self) -> int:
+        return int(self.x_train.shape[1])
+
+    @property
+    def out_dim(self) -> int:
+        if self.kind == "classification":
+            return int(self.n_classes)  # type: ignore[arg-type]
+        return int(self.y_train.shape[1])
+
+    @property
+    def n_train(self) -> int:
+        return int(len(self.x_train))
+
+
+def register_task(name: str | None = None) -> Callable[[Callable], Callable]:
+    """Decorator that registers ``fn(*, seed, **params) -> Dataset`` as a task loader."""
+    return registry.tasks.register(name)

@@ -1,0 +1,1 @@
+"""Synthetic regression tasks (placeholder until written)."""

@@ -1,0 +1,1 @@
+"""Classical initializers (placeholder until written)."""

@@ -1,0 +1,1 @@
+"""The NTK engine: empirical kernels and kernel metrics."""
