@@ -82,7 +82,8 @@ class MLP:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         if self.parameterization not in PARAMETERIZATIONS:
             raise ValueError(
-                f"parameterization must be one of {PARAMETERIZATIONS}, got {self.parameterization!r}"
+                f"parameterization must be one of {PARAMETERIZATIONS}, "
+                f"got {self.parameterization!r}"
             )
         for name in ("in_dim", "width", "out_dim"):
             if getattr(self, name) < 1:
@@ -113,7 +114,7 @@ class MLP:
         ]
 
     def scales(self, layer: LayerInfo) -> tuple[float, float]:
-        """Multipliers ``(s_W, s_b)`` applied to ``W`` and ``b`` of ``layer`` in the forward pass."""
+        """Multipliers ``(s_W, s_b)`` of ``W`` and ``b`` of ``layer`` in the forward pass."""
         if self.parameterization == "ntk":
             return self.w_std / math.sqrt(layer.fan_in), self.b_std
         return 1.0, 1.0

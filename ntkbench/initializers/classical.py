@@ -1,1 +1,279 @@
-"""Classical initializers (placeholder until written)."""
+"""Classical data-independent initializers: constants, i.i.d. normal/uniform, Glorot, He, LeCun
+and orthogonal.
+
+Fans and gains follow ``torch.nn.init`` exactly, so ``he_normal`` here and
+``torch.nn.init.kaiming_normal_`` draw from the same distribution. For a weight of shape
+``(fan_out, fan_in, *kernel)`` with receptive field ``k = prod(kernel)`` (1 for dense layers)::
+
+    fan_in  = shape[1] · k
+    fan_out = shape[0] · k
+
+Fans are computed from ``shape`` (not from ``layer``), so the same functions fill conv kernels.
+Every function draws only from ``rng``; biases stay zero (no ``bias`` attribute).
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+import numpy as np
+
+from ntkbench import registry
+from ntkbench.models import LayerInfo
+
+Shape = tuple[int, ...]
+
+#: Nonlinearities whose gain is 1 in ``torch.nn.init.calculate_gain``.
+UNIT_GAIN = (
+    "linear", "conv1d", "conv2d", "conv3d",
+    "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "sigmoid",
+)
+NONLINEARITIES = (*UNIT_GAIN, "tanh", "relu", "leaky_relu", "selu")
+FAN_MODES = ("fan_in", "fan_out")
+
+
+def _real(name: str, value: object) -> float:
+    """``value`` as a finite float, or a ``ValueError`` naming the parameter."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return float(value)
+
+
+def _nonnegative(name: str, value: object) -> float:
+    x = _real(name, value)
+    if x < 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return x
+
+
+def compute_fans(shape: Shape) -> tuple[int, int]:
+    """``(fan_in, fan_out)`` of a weight of shape ``(fan_out, fan_in, *kernel)``.
+
+    ``fan_in = shape[1] · prod(shape[2:])`` and ``fan_out = shape[0] · prod(shape[2:])``, as in
+    ``torch.nn.init`` (the receptive field multiplies both fans).
+    """
+    shape = tuple(shape)
+    if len(shape) < 2:
+        raise ValueError(
+            f"fans need a weight shape (fan_out, fan_in, *kernel) with at least 2 dimensions, "
+            f"got {shape}"
+        )
+    if any(d < 1 for d in shape):
+        raise ValueError(f"fans need a weight shape with positive dimensions, got {shape}")
+    receptive = math.prod(shape[2:])
+    return shape[1] * receptive, shape[0] * receptive
+
+
+def calculate_gain(nonlinearity: str, negative_slope: float = 0.0) -> float:
+    """The recommended gain of ``torch.nn.init.calculate_gain`` for ``nonlinearity``.
+
+    ========================  ==========================
+    linear, conv*, sigmoid    1
+    tanh                      5/3
+    relu                      √2
+    leaky_relu                √(2 / (1 + negative_slope²))
+    selu                      3/4
+    ========================  ==========================
+
+    Unlike torch (whose stand-alone default slope is 0.01), the default slope is 0, as in
+    ``kaiming_normal_(a=0)``. Reference: He et al. 2015 (relu), Klambauer et al. 2017 (selu).
+    """
+    if nonlinearity in UNIT_GAIN:
+        return 1.0
+    if nonlinearity == "tanh":
+        return 5.0 / 3
+    if nonlinearity == "relu":
+        return math.sqrt(2.0)
+    if nonlinearity == "leaky_relu":
+        slope = _real("negative_slope", negative_slope)
+        return math.sqrt(2.0 / (1 + slope**2))
+    if nonlinearity == "selu":
+        return 3.0 / 4
+    raise ValueError(
+        f"unknown nonlinearity {nonlinearity!r}; valid: {', '.join(NONLINEARITIES)}"
+    )
+
+
+def he_scale(shape: Shape, mode: str, nonlinearity: str, negative_slope: float) -> float:
+    """``gain / √fan`` for :func:`he_normal` / :func:`he_uniform`, with checked parameters."""
+    if mode not in FAN_MODES:
+        raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(FAN_MODES)}")
+    if nonlinearity != "leaky_relu" and _real("negative_slope", negative_slope) != 0:
+        raise ValueError(
+            f"negative_slope only applies to nonlinearity='leaky_relu', got "
+            f"nonlinearity={nonlinearity!r} with negative_slope={negative_slope!r}"
+        )
+    fan_in, fan_out = compute_fans(shape)
+    fan = fan_in if mode == "fan_in" else fan_out
+    return calculate_gain(nonlinearity, negative_slope) / math.sqrt(fan)
+
+
+def xavier_std(shape: Shape, gain: float) -> float:
+    """``gain · √(2 / (fan_in + fan_out))``, the Glorot standard deviation."""
+    fan_in, fan_out = compute_fans(shape)
+    return _nonnegative("gain", gain) * math.sqrt(2.0 / (fan_in + fan_out))
+
+
+@registry.initializers.register("zeros")
+def zeros(shape: Shape, rng: np.random.Generator, *, layer: LayerInfo) -> np.ndarray:
+    """All weights zero: W = 0.
+
+    A degenerate baseline (every unit identical, so hidden-layer gradients vanish under ReLU).
+    """
+    return np.zeros(shape)
+
+
+@registry.initializers.register("ones")
+def ones(shape: Shape, rng: np.random.Generator, *, layer: LayerInfo) -> np.ndarray:
+    """All weights one: W = 1.
+
+    A degenerate baseline (perfectly symmetric units).
+    """
+    return np.ones(shape)
+
+
+@registry.initializers.register("constant")
+def constant(
+    shape: Shape, rng: np.random.Generator, *, layer: LayerInfo, value: float = 0.0
+) -> np.ndarray:
+    """Every weight the same constant: W = value.
+
+    As ``torch.nn.init.constant_``.
+    """
+    return np.full(shape, _real("value", value))
+
+
+@registry.initializers.register("normal")
+def normal(
+    shape: Shape, rng: np.random.Generator, *, layer: LayerInfo,
+    mean: float = 0.0, std: float = 1.0,
+) -> np.ndarray:
+    """I.i.d. Gaussian with a fixed scale: W_ij ~ N(mean, std²).
+
+    As ``torch.nn.init.normal_``; the scale does not adapt to the fans.
+    """
+    return rng.normal(_real("mean", mean), _nonnegative("std", std), size=shape)
+
+
+@registry.initializers.register("uniform")
+def uniform(
+    shape: Shape, rng: np.random.Generator, *, layer: LayerInfo,
+    a: float = -1.0, b: float = 1.0,
+) -> np.ndarray:
+    """I.i.d. uniform on a fixed interval: W_ij ~ U(a, b).
+
+    As ``torch.nn.init.uniform_`` (with torch's default interval [-1, 1] rather than [0, 1)).
+    """
+    lo, hi = _real("a", a), _real("b", b)
+    if not lo < hi:
+        raise ValueError(f"uniform needs a < b, got a={a!r}, b={b!r}")
+    return rng.uniform(lo, hi, size=shape)
+
+
+@registry.initializers.register("xavier_normal")
+def xavier_normal(
+    shape: Shape, rng: np.random.Generator, *, layer: LayerInfo, gain: float = 1.0
+) -> np.ndarray:
+    """Glorot/Xavier normal (Glorot & Bengio 2010): W_ij ~ N(0, 2 gain² / (fan_in + fan_out)).
+
+    ``W_ij ~ N(0, σ²)`` with ``σ = gain · √(2 / (fan_in + fan_out))``, which balances the
+    forward and backward variances of linear/tanh-like units.
+    Reference: Glorot & Bengio 2010, "Understanding the difficulty of training deep feedforward
+    neural networks", AISTATS. As ``torch.nn.init.xavier_normal_``.
+    """
+    return rng.normal(0.0, xavier_std(shape, gain), size=shape)
+
+
+@registry.initializers.register("xavier_uniform")
+def xavier_uniform(
+    shape: Shape, rng: np.random.Generator, *, layer: LayerInfo, gain: float = 1.0
+) -> np.ndarray:
+    """Glorot/Xavier uniform (Glorot & Bengio 2010): W_ij ~ U(±gain·√(6/(fan_in+fan_out))).
+
+    ``W_ij ~ U(-B, B)`` with ``B = gain · √(6 / (fan_in + fan_out))``: the same variance as
+    :func:`xavier_normal` (``B = √3 σ``).
+    Reference: Glorot & Bengio 2010, "Understanding the difficulty of training deep feedforward
+    neural networks", AISTATS. As ``torch.nn.init.xavier_uniform_``.
+    """
+    bound = math.sqrt(3.0) * xavier_std(shape, gain)
+    return rng.uniform(-bound, bound, size=shape)
+
+
+@registry.initializers.register("he_normal")
+@registry.initializers.register("kaiming_normal")
+def he_normal(
+    shape: Shape, rng: np.random.Generator, *, layer: LayerInfo,
+    mode: str = "fan_in", nonlinearity: str = "relu", negative_slope: float = 0.0,
+) -> np.ndarray:
+    """He/Kaiming normal (He et al. 2015): W_ij ~ N(0, gain² / fan).
+
+    ``W_ij ~ N(0, σ²)`` with ``σ = gain / √fan``; ``fan`` is ``fan_in`` (preserves the forward
+    variance) or ``fan_out`` (the backward variance); ``gain`` is :func:`calculate_gain` of
+    ``nonlinearity`` (``√2`` for relu, ``√(2 / (1 + negative_slope²))`` for leaky_relu).
+    Reference: He et al. 2015, "Delving Deep into Rectifiers", ICCV.
+    As ``torch.nn.init.kaiming_normal_(a=negative_slope, mode=mode, nonlinearity=nonlinearity)``.
+    """
+    return rng.normal(0.0, he_scale(shape, mode, nonlinearity, negative_slope), size=shape)
+
+
+@registry.initializers.register("he_uniform")
+@registry.initializers.register("kaiming_uniform")
+def he_uniform(
+    shape: Shape, rng: np.random.Generator, *, layer: LayerInfo,
+    mode: str = "fan_in", nonlinearity: str = "relu", negative_slope: float = 0.0,
+) -> np.ndarray:
+    """He/Kaiming uniform (He et al. 2015): W_ij ~ U(-B, B), B = gain · √(3 / fan).
+
+    The same variance as :func:`he_normal` (``B = √3 σ``); ``fan`` and ``gain`` as there.
+    Reference: He et al. 2015, "Delving Deep into Rectifiers", ICCV.
+    As ``torch.nn.init.kaiming_uniform_(a=negative_slope, mode=mode, nonlinearity=nonlinearity)``.
+    """
+    bound = math.sqrt(3.0) * he_scale(shape, mode, nonlinearity, negative_slope)
+    return rng.uniform(-bound, bound, size=shape)
+
+
+@registry.initializers.register("lecun_normal")
+def lecun_normal(shape: Shape, rng: np.random.Generator, *, layer: LayerInfo) -> np.ndarray:
+    """LeCun normal (LeCun et al. 1998): W_ij ~ N(0, 1 / fan_in), untruncated.
+
+    ``W_ij ~ N(0, σ²)`` with ``σ = 1 / √fan_in``: unit forward variance for linear units, the
+    initializer self-normalizing (SELU) networks assume.
+    References: LeCun et al. 1998, "Efficient BackProp"; Klambauer et al. 2017,
+    "Self-Normalizing Neural Networks", NeurIPS. Equals
+    ``torch.nn.init.kaiming_normal_(nonlinearity="linear")``; unlike
+    ``jax.nn.initializers.lecun_normal`` it is not truncated.
+    """
+    fan_in, _ = compute_fans(shape)
+    return rng.normal(0.0, 1.0 / math.sqrt(fan_in), size=shape)
+
+
+@registry.initializers.register("orthogonal")
+def orthogonal(
+    shape: Shape, rng: np.random.Generator, *, layer: LayerInfo, gain: float = 1.0
+) -> np.ndarray:
+    """Haar (semi-)orthogonal weights (Saxe et al. 2014): W = gain · Q, QᵀQ = I or QQᵀ = I.
+
+    Flatten to ``(rows, cols) = (shape[0], prod(shape[1:]))``, draw ``A ~ N(0, 1)`` of that
+    shape (transposed when ``rows < cols``), factor ``A = QR`` and take ``Q · diag(sign(diag R))``,
+    which makes the factorisation unique and ``Q`` Haar-distributed (Mezzadri 2007). Then
+    ``WᵀW = gain² I`` (tall/square) or ``WWᵀ = gain² I`` (wide).
+    Reference: Saxe et al. 2014, "Exact solutions to the nonlinear dynamics of learning in deep
+    linear neural networks", ICLR. As ``torch.nn.init.orthogonal_``.
+    """
+    scale = _nonnegative("gain", gain)
+    shape = tuple(shape)
+    if len(shape) < 2:
+        raise ValueError(f"orthogonal needs a weight shape with at least 2 dimensions, got {shape}")
+    rows, cols = shape[0], math.prod(shape[1:])
+    flat = rng.standard_normal((rows, cols))
+    if rows < cols:
+        flat = flat.T
+    q, r = np.linalg.qr(flat)
+    # sign(0) would zero a column; a zero diagonal has probability 0, so treat it as positive.
+    q = q * np.where(np.diag(r) < 0, -1.0, 1.0)
+    if rows < cols:
+        q = q.T
+    return scale * q.reshape(shape)

@@ -1,0 +1,276 @@
+"""PyTorch backend: materialises neutral weights, trains, and computes the empirical NTK.
+
+The network is evaluated functionally from a list of ``(W, b)`` tensors (no ``nn.Module``), so
+the forward pass is exactly the one documented in :mod:`ntkbench.models` and the NTK engine can
+reuse its intermediate values.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from ntkbench.config import TrainingConfig
+from ntkbench.models import MLP
+
+name = "torch"
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_SQRT_2_OVER_PI = 2.0 / math.sqrt(math.pi)
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` → ``cuda`` when torch sees a GPU, else ``cpu``; ``cuda`` without a GPU raises."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} requested but PyTorch sees no CUDA GPU "
+                           f"(torch {torch.__version__}); use device: cpu or auto")
+    return device
+
+
+def device_name(device: str) -> str:
+    """A human-readable name of the device, for the trial record."""
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def library_versions() -> dict[str, str]:
+    return {"torch": torch.__version__}
+
+
+def _activation(name_: str) -> tuple[Callable, Callable]:
+    """``(φ, φ′)`` for an activation name."""
+    if name_ == "relu":
+        return torch.relu, lambda z: (z > 0).to(z.dtype)
+    if name_ == "tanh":
+        return torch.tanh, lambda z: 1.0 - torch.tanh(z) ** 2
+    if name_ == "erf":
+        return torch.special.erf, lambda z: _SQRT_2_OVER_PI * torch.exp(-z * z)
+    if name_ == "gelu":
+        # Exact GELU z·Φ(z); derivative Φ(z) + z·φ(z).
+        return (torch.nn.functional.gelu,
+                lambda z: 0.5 * (1 + torch.special.erf(z / math.sqrt(2)))
+                + z * torch.exp(-0.5 * z * z) / math.sqrt(2 * math.pi))
+    if name_ == "sin":
+        return torch.sin, torch.cos
+    if name_ == "linear":
+        return (lambda z: z), torch.ones_like
+    raise ValueError(f"unknown activation {name_!r}")
+
+
+class Network:
+    """An :class:`~ntkbench.models.MLP` with concrete weights on a device.
+
+    Args:
+        model: the architecture.
+        weights: neutral weights, a list of ``{"W", "b"}`` numpy arrays.
+        dtype: ``"float32"`` or ``"float64"``.
+        device: a torch device string (already resolved, see :func:`resolve_device`).
+    """
+
+    def __init__(self, model: MLP, weights: list[dict[str, np.ndarray]], *,
+                 dtype: str = "float32", device: str = "cpu") -> None:
+        self.model = model
+        self.dtype = _DTYPES[dtype]
+        self.device = torch.device(device)
+        self.params: list[torch.Tensor] = []
+        for layer in weights:
+            self.params.append(self._tensor(layer["W"]).requires_grad_(True))
+            self.params.append(self._tensor(layer["b"]).requires_grad_(model.bias))
+        self.scales = [model.scales(info) for info in model.layers()]
+        self.act, self.dact = _activation(model.activation)
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def peak_memory_mb(self) -> float | None:
+        """Peak GPU memory allocated since construction (``None`` on the CPU)."""
+        if self.device.type != "cuda":
+            return None
+        return torch.cuda.max_memory_allocated(self.device) / 2**20
+
+    def _tensor(self, x: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(x), dtype=self.dtype, device=self.device).clone()
+
+    def weights(self) -> list[dict[str, np.ndarray]]:
+        """Current weights in the neutral format (float64 numpy)."""
+        out = []
+        for W, b in zip(self.params[::2], self.params[1::2], strict=True):
+            out.append({"W": W.detach().cpu().double().numpy(),
+                        "b": b.detach().cpu().double().numpy()})
+        return out
+
+    def _layer_inputs(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor],
+                                                      torch.Tensor]:
+        """Forward pass keeping each layer's input ``A_l`` and hidden pre-activations ``Z_l``."""
+        inputs, pre = [], []
+        h = x
+        n_layers = len(self.scales)
+        for i, (sw, sb) in enumerate(self.scales):
+            W, b = self.params[2 * i], self.params[2 * i + 1]
+            inputs.append(h)
+            z = sw * (h @ W.T)
+            if self.model.bias:
+                z = z + sb * b
+            if i < n_layers - 1:
+                pre.append(z)
+                h = self.act(z)
+            else:
+                h = z
+        return inputs, pre, h
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        return self._layer_inputs(x)[2]
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Network outputs ``(n, out_dim)`` as float64 numpy."""
+        with torch.no_grad():
+            return self.apply(self._tensor(x)).double().cpu().numpy()
+
+    def _sensitivities(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Layer inputs ``A_l`` (n, fan_in) and output sensitivities ``Δ_l = ∂f/∂z_l``
+        (n, out_dim, fan_out) for every layer, by one forward and one backward sweep."""
+        inputs, pre, _ = self._layer_inputs(x)
+        n, out_dim = x.shape[0], self.model.out_dim
+        eye = torch.eye(out_dim, dtype=self.dtype, device=self.device)
+        delta = eye.expand(n, out_dim, out_dim)
+        deltas = [delta]
+        for i in range(len(self.scales) - 1, 0, -1):
+            sw = self.scales[i][0]
+            W = self.params[2 * i]
+            delta = (delta @ (sw * W)) * self.dact(pre[i - 1]).unsqueeze(1)
+            deltas.append(delta)
+        return inputs, deltas[::-1]
+
+    def ntk(self, x1: np.ndarray, x2: np.ndarray | None = None, *,
+            full: bool = False) -> np.ndarray:
+        """Empirical NTK ``Θ(x1, x2) = Σ_p ∂f(x1)/∂θ_p · ∂f(x2)/∂θ_p`` by layer structure.
+
+        For a dense layer ``z = s_W·W a + s_b·b`` the per-example gradient of output ``o`` is an
+        outer product ``s_W·δ_o aᵀ`` (and ``s_b·δ_o`` for the bias), so that layer contributes
+        ``(s_W² A1 A2ᵀ + s_b²) ⊙ Σ_o Δ1_o Δ2_oᵀ`` to the traced kernel. Summed over layers this
+        is exact and costs one forward pass, one backward sweep of per-example sensitivities and
+        a few Gram products — no per-example Jacobian is ever formed.
+
+        Returns:
+            ``(n1, n2)`` kernel summed over outputs, or the ``(n1, n2, O, O)`` block if ``full``.
+        """
+        with torch.no_grad():
+            a1, d1 = self._sensitivities(self._tensor(x1))
+            a2, d2 = (a1, d1) if x2 is None else self._sensitivities(self._tensor(x2))
+            K = None
+            for (sw, sb), A1, A2, D1, D2 in zip(self.scales, a1, a2, d1, d2, strict=True):
+                gram = sw * sw * (A1 @ A2.T)
+                if self.model.bias:
+                    gram = gram + sb * sb
+                if full:
+                    term = gram[:, :, None, None] * torch.einsum("iok,jpk->ijop", D1, D2)
+                else:
+                    term = gram * (D1.flatten(1) @ D2.flatten(1).T)
+                K = term if K is None else K + term
+            return K.double().cpu().numpy()
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
+        """``mse``: ``1/(2n) Σ_i ‖f_i − y_i‖²``; ``cross_entropy``: mean over samples."""
+        if kind == "mse":
+            return 0.5 * ((out - y) ** 2).sum() / out.shape[0]
+        return torch.nn.functional.cross_entropy(out, y)
+
+    def train(self, x: np.ndarray, y: np.ndarray, training: TrainingConfig, *, seed: int,
+              checkpoints: list[int], on_checkpoint: Callable[[int, float], None]) -> TrainLog:
+        """Train in place for ``training.steps`` steps.
+
+        ``on_checkpoint(step, full_train_loss)`` is called at every step listed in
+        ``checkpoints`` (0 = before any update) with the parameters after ``step`` updates.
+        Minibatches (``sgd``/``adam`` with a ``batch_size``) are drawn from a numpy generator
+        seeded by ``seed``, so every backend sees the same batch sequence.
+        """
+        xt = self._tensor(x)
+        classification = training.loss == "cross_entropy"
+        yt = (torch.as_tensor(np.asarray(y), dtype=torch.long, device=self.device)
+              if classification else self._tensor(y).reshape(len(x), -1))
+        params = [p for p in self.params if p.requires_grad]
+        if training.optimizer == "adam":
+            opt = torch.optim.Adam(params, lr=training.lr)
+        else:
+            opt = torch.optim.SGD(params, lr=training.lr, momentum=training.momentum)
+        n = len(x)
+        full_batch = training.optimizer == "gd" or training.batch_size in (None, n)
+        batches = None if full_batch else minibatch_indices(n, training.batch_size,
+                                                            training.steps, seed)
+        checkpoint_set = set(checkpoints)
+        log = TrainLog(exact=full_batch)
+
+        def full_loss() -> float:
+            with torch.no_grad():
+                return float(self.loss(self.apply(xt), yt, training.loss))
+
+        initial = full_loss()
+        limit = training.diverge_factor * max(initial, 1e-30)
+        for step in range(training.steps + 1):
+            if full_batch:
+                out = self.apply(xt)
+                loss = self.loss(out, yt, training.loss)
+                value = float(loss)
+                log.losses.append(value)
+            else:
+                value = None
+            if step in checkpoint_set:
+                current = value if value is not None else full_loss()
+                if not full_batch:
+                    log.losses.append(current)
+                    log.loss_steps.append(step)
+                on_checkpoint(step, current)
+            observed = value if value is not None else (log.losses[-1] if log.losses else initial)
+            if not math.isfinite(observed) or observed > limit:
+                log.diverged_at = step
+                return log
+            if step == training.steps:
+                break
+            if not full_batch:
+                idx = torch.as_tensor(batches[step], device=self.device)
+                loss = self.loss(self.apply(xt[idx]), yt[idx], training.loss)
+                if not math.isfinite(float(loss)):
+                    log.diverged_at = step
+                    return log
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return log
+
+
+class TrainLog:
+    """What training produced: the train-loss series and whether/when it diverged.
+
+    ``losses`` is the full-batch train loss at every step when ``exact`` (full-batch
+    training), otherwise at the checkpoint steps in ``loss_steps``.
+    """
+
+    def __init__(self, exact: bool) -> None:
+        self.exact = exact
+        self.losses: list[float] = []
+        self.loss_steps: list[int] = []
+        self.diverged_at: int | None = None
+
+
+def minibatch_indices(n: int, batch_size: int, steps: int, seed: int) -> list[np.ndarray]:
+    """Index arrays of ``steps`` minibatches: shuffled epochs without replacement."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EED]))
+    out: list[np.ndarray] = []
+    while len(out) < steps:
+        perm = rng.permutation(n)
+        out.extend(perm[i:i + batch_size] for i in range(0, n - batch_size + 1, batch_size))
+    return out[:steps]
+
+
+def empirical_ntk(model: MLP, weights: list[dict[str, np.ndarray]], x1: np.ndarray,
+                  x2: np.ndarray | None = None, *, dtype: str = "float64",
+                  device: str = "cpu", full: bool = False) -> np.ndarray:
+    """See :func:`ntkbench.ntk.empirical.empirical_ntk`."""
+    return Network(model, weights, dtype=dtype, device=resolve_device(device)).ntk(
+        x1, x2, full=full)

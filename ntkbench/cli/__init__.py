@@ -1,0 +1,1 @@
+"""The ``ntkbench`` command line: one module per command."""

@@ -1,0 +1,33 @@
+"""``ntkbench leaderboard RUN_DIR``: publishable tables from a run's results."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+FORMATS = ("md", "html", "latex", "csv", "text")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("leaderboard", help="tables from a run directory",
+                       description="Rank initializers per task by the task's primary metric "
+                       "(mean ± std over seeds) and write a table in the chosen format.")
+    p.add_argument("run_dir", help="a run directory written by `ntkbench run`")
+    p.add_argument("--format", choices=FORMATS, default="md")
+    p.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    from ntkbench.report import render
+    from ntkbench.store import load_results
+
+    text = render(load_results(args.run_dir), args.format)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text if text.endswith("\n") else text + "\n")
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0

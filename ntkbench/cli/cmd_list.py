@@ -1,0 +1,37 @@
+"""``ntkbench list initializers|tasks|backends|metrics``: what is registered, with parameters."""
+
+from __future__ import annotations
+
+import argparse
+
+KINDS = ("initializers", "tasks", "backends", "metrics")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("list", help="list registered initializers, tasks, backends, metrics",
+                       description="Show each registered plugin's name, parameters with "
+                       "defaults, origin (builtin, entry point, ...) and summary.")
+    p.add_argument("kind", choices=KINDS)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    from ntkbench import registry
+
+    if args.kind == "metrics":
+        from ntkbench.evaluation import METRICS
+
+        for m in METRICS.values():
+            better = "lower" if m.goal == "min" else "higher"
+            print(f"{m.name:<16} {better} is better; {', '.join(m.kinds)} — {m.description}")
+        return 0
+    reg = {"initializers": registry.initializers, "tasks": registry.tasks,
+           "backends": registry.backends}[args.kind]
+    entries = list(reg)
+    width = max((len(e.name) for e in entries), default=0)
+    for e in entries:
+        params = ", ".join(p.describe() for p in e.params) or "no parameters"
+        print(f"{e.name:<{width}}  ({params})  [{e.origin}]")
+        if e.summary():
+            print(f"{'':<{width}}  {e.summary()}")
+    return 0

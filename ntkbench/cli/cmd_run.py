@@ -1,0 +1,89 @@
+"""``ntkbench run [SUITE]``: train every trial of a suite and print its leaderboard."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run a suite (default: benchmarks.yaml)",
+                       description="Run every trial of a suite, skipping those already "
+                       "recorded in the output directory, and print the leaderboard.")
+    p.add_argument("suite", nargs="?", help="suite YAML file (default: ./benchmarks.yaml, "
+                   "else the built-in default suite)")
+    p.add_argument("--out", metavar="DIR",
+                   help="run directory (default: results/<suite name>)")
+    p.add_argument("-j", "--jobs", type=int, default=None,
+                   help="worker processes (default: number of CPUs)")
+    p.add_argument("--dry-run", action="store_true", help="list the grid and exit")
+    p.add_argument("--only", action="append", default=[], metavar="KEY=VALUE[,VALUE]",
+                   help="run only matching trials, e.g. --only initializer=he_normal "
+                   "--only model.width=256 (repeatable; all must match)")
+    p.add_argument("--backend", action="append", metavar="NAME",
+                   help="override the suite's backends (repeatable)")
+    p.add_argument("--device", help="override the suite's device: auto, cpu or cuda")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="re-run trials recorded as failed or diverged")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    from ntkbench.runner import RunInterrupted, filter_trials, run_trials
+    from ntkbench.spec import default_suite_path, load_suite
+
+    path = Path(args.suite) if args.suite else default_suite_path()
+    suite = load_suite(path, backends=args.backend, device=args.device)
+    trials = suite.trials()
+    if args.only:
+        trials = filter_trials(trials, args.only)
+    out = Path(args.out) if args.out else Path("results") / suite.name
+    if args.dry_run:
+        for trial in trials:
+            print(f"{trial.trial_hash}  {trial.summary()}")
+        print(f"{len(trials)} trial(s) in suite {suite.name!r}; results would go to {out}")
+        return 0
+    if not trials:
+        print("no trial matches the --only filters", file=sys.stderr)
+        return 2
+    jobs = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
+    if jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {jobs}")
+    print(f"suite {suite.name!r}: {len(trials)} trial(s) → {out}", file=sys.stderr)
+    try:
+        summary = run_trials(trials, out, jobs=jobs, retry_failed=args.retry_failed,
+                             progress=not args.no_progress, suite_path=path,
+                             argv=["ntkbench", *argv])
+    except RunInterrupted as exc:
+        print(f"\n{exc}", file=sys.stderr)
+        return 130
+    _report(summary, trials, out)
+    return 0
+
+
+def _report(summary, trials, out: Path) -> None:
+    from ntkbench.report import render
+    from ntkbench.store import load_results
+
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(summary.statuses.items()))
+    if summary.ran:
+        print(f"ran {summary.ran} trial(s) in {summary.seconds:.1f} s ({counts}); "
+              f"{summary.skipped} already recorded", file=sys.stderr)
+    else:
+        print(f"all {summary.total} trial(s) already recorded in {out}; nothing to run "
+              "(use --retry-failed to re-run failures)", file=sys.stderr)
+    for lost in summary.lost:
+        print(f"not recorded (worker crashed; re-run to retry): {lost}", file=sys.stderr)
+    df = load_results(out)
+    df = df[df["trial_hash"].isin({t.trial_hash for t in trials})]
+    bad = df[df["status"] != "ok"]
+    for _, row in bad.head(10).iterrows():
+        print(f"{row['status']}: {row['task']} | {row['init_label']} | seed={row['seed']}: "
+              f"{row.get('error')}", file=sys.stderr)
+    if len(bad) > 10:
+        print(f"... and {len(bad) - 10} more not ok", file=sys.stderr)
+    print(render(df, "text"))
+    print(f"results: {out}  (tables: ntkbench leaderboard {out} --format md|html|latex|csv)")

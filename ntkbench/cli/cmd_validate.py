@@ -1,0 +1,40 @@
+"""``ntkbench validate FILE``: check a suite or task file without running anything."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("validate", help="check a suite or task YAML file",
+                       description="Parse and validate a suite (or a tasks/*.yaml task file); "
+                       "print every problem as FILE:LINE: FIELD: MESSAGE and exit 2 if any.")
+    p.add_argument("file", help="suite or task YAML file")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    import yaml
+
+    from ntkbench.spec import load_suite, load_task
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise FileNotFoundError(f"{args.file!r} does not exist")
+    try:
+        top = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        top = None  # load_suite reports the syntax error with its line
+    if isinstance(top, dict) and "data" in top and "initializers" not in top:
+        task = load_task(path)
+        print(f"{path}: OK — task {task.name!r} (data: {task.data.generator}, "
+              f"metric: {task.metric})")
+        return 0
+    suite = load_suite(path)
+    n = len(suite.trials())
+    print(f"{path}: OK — suite {suite.name!r}: {len(suite.tasks)} task(s) × "
+          f"{len(suite.initializers)} initializer(s) × {len(suite.backends)} backend(s) × "
+          f"{len(suite.seeds)} seed(s)" + (f" × sweep {dict(suite.sweep)}" if suite.sweep else "")
+          + f" = {n} trial(s)")
+    return 0

@@ -1,0 +1,255 @@
+"""Run one trial: data → model → initializer → NTK at init → training → evaluation → record.
+
+:func:`run_trial` never raises for a problem inside the trial: a crash becomes a record with
+``status: failed`` and the error, a loss that blows up becomes ``status: diverged``. The record
+is one flat, JSON-serialisable dict (see ``docs`` in README, "Result records").
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import platform
+import socket
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+import numpy as np
+
+from ntkbench import registry
+from ntkbench._version import __version__
+from ntkbench.backends import get_backend
+from ntkbench.config import Trial
+from ntkbench.data.base import Dataset
+from ntkbench.evaluation import METRICS
+from ntkbench.initializers import initialize_with
+from ntkbench.models import MLP
+from ntkbench.ntk.metrics import ntk_summary, relative_drift
+
+
+def log_steps(total: int, count: int) -> list[int]:
+    """``count`` (or fewer, after rounding) log-spaced steps in ``[0, total]``, always with 0
+    and ``total``."""
+    if total <= 0:
+        return [0]
+    inner = np.geomspace(1, total, max(count - 1, 1))
+    return sorted({0, total, *(int(round(s)) for s in inner)})
+
+
+def steps_to_fraction(losses: list[float], steps: list[int], fraction: float) -> int | None:
+    """First step at which the train loss is ``<= fraction × loss at step 0``; ``None`` if never.
+
+    ``losses[i]`` is the loss after ``steps[i]`` updates; ``steps[0]`` must be 0.
+    """
+    if not losses or not math.isfinite(losses[0]):
+        return None
+    target = fraction * losses[0]
+    for step, value in zip(steps, losses, strict=True):
+        if value <= target:
+            return int(step)
+    return None
+
+
+class PeakMemory:
+    """Peak resident memory of this process above its level at start, sampled every 5 ms.
+
+    On CUDA devices the peak allocated GPU memory is reported by the backend instead.
+    """
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._base = self._peak = self._rss()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    @staticmethod
+    def _rss() -> int:
+        try:
+            with open("/proc/self/statm") as fh:
+                return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError):
+            import resource
+
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self._peak = max(self._peak, self._rss())
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._peak = max(self._peak, self._rss())
+
+    @property
+    def megabytes(self) -> float:
+        return (self._peak - self._base) / 2**20
+
+
+def _identity(trial: Trial) -> dict[str, Any]:
+    metric = METRICS.get(trial.metric)
+    return {
+        "trial_hash": trial.trial_hash,
+        "suite": trial.suite,
+        "task": trial.task,
+        "initializer": trial.initializer.name,
+        "init_label": trial.initializer.label,
+        "initializer_params": dict(trial.initializer.params),
+        "initializer_source": trial.initializer.source,
+        "backend": trial.backend,
+        "device": trial.device,
+        "seed": trial.seed,
+        "sweep": dict(trial.sweep),
+        "sweep_label": trial.sweep_label,
+        "data": trial.data.model_dump(mode="json"),
+        "model": trial.model.model_dump(mode="json"),
+        "training": trial.training.model_dump(mode="json"),
+        "measure": trial.measure.model_dump(mode="json"),
+        "metric": trial.metric,
+        "metric_goal": metric.goal if metric else None,
+        "ntkbench_version": __version__,
+        "host": socket.gethostname(),
+        "versions": {"python": platform.python_version(), "numpy": np.__version__},
+    }
+
+
+def build_model(trial: Trial, data: Dataset) -> MLP:
+    m = trial.model
+    return MLP(in_dim=data.in_dim, width=m.width, depth=m.depth, out_dim=data.out_dim,
+               activation=m.activation, parameterization=m.parameterization, w_std=m.w_std,
+               b_std=m.b_std, bias=m.bias, input_shape=data.input_shape)
+
+
+def _targets_matrix(data: Dataset, y: np.ndarray) -> np.ndarray:
+    """Targets as an ``(n, out_dim)`` float matrix (one-hot for classification)."""
+    if data.kind == "classification":
+        return np.eye(data.out_dim)[np.asarray(y, dtype=int)]
+    return np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+
+
+def run_trial(trial: Trial) -> dict[str, Any]:
+    """Run ``trial`` and return its record (never raises for errors inside the trial)."""
+    record = _identity(trial)
+    record["started_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    mem = PeakMemory()
+    try:
+        with mem:
+            _run(trial, record)
+    except Exception as exc:  # failure isolation: the record carries the error
+        record["status"] = "failed"
+        record["error"] = f"{type(exc).__name__}: {exc}"
+        record["traceback"] = traceback.format_exc(limit=20)
+    record.setdefault("peak_memory_mb", mem.megabytes)
+    record["wall_time_s"] = time.perf_counter() - t0
+    record["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return record
+
+
+def _run(trial: Trial, record: dict[str, Any]) -> None:
+    backend = get_backend(trial.backend)
+    record["versions"].update(backend.library_versions())
+    device = backend.resolve_device(trial.device)
+    record["device_resolved"] = device
+    record["device_name"] = backend.device_name(device)
+
+    data: Dataset = registry.tasks.get(trial.data.generator).obj(seed=trial.seed,
+                                                                 **trial.data.params)
+    metric = METRICS[trial.metric]
+    if data.kind not in metric.kinds:
+        raise ValueError(f"metric {trial.metric!r} does not apply to a {data.kind} task")
+    if (trial.training.loss == "cross_entropy") != (data.kind == "classification"):
+        raise ValueError(f"loss {trial.training.loss!r} does not fit a {data.kind} task")
+    model = build_model(trial, data)
+    entry = registry.resolve_initializer(trial.initializer.name, trial.initializer.source,
+                                         trial.source_dir)
+    record["initializer_origin"] = entry.origin
+    weights = initialize_with(model, entry, trial.seed, trial.initializer.params)
+    record.update(n_train=data.n_train, n_test=len(data.x_test), in_dim=data.in_dim,
+                  out_dim=data.out_dim, n_params=model.n_params())
+
+    net = backend.Network(model, weights, dtype=trial.training.dtype, device=device)
+    ntk_idx = np.arange(data.n_train)
+    if data.n_train > trial.measure.ntk_max_n:
+        rng = np.random.default_rng(np.random.SeedSequence([trial.seed, 0x4E54]))
+        ntk_idx = np.sort(rng.choice(data.n_train, trial.measure.ntk_max_n, replace=False))
+    x_ntk = data.x_train[ntk_idx]
+    y_ntk = _targets_matrix(data, data.y_train[ntk_idx])
+    record["ntk_n"] = int(len(ntk_idx))
+
+    steps = trial.training.steps
+    ntk_steps = set(log_steps(steps, trial.measure.ntk_checkpoints))
+    loss_steps = sorted(set(log_steps(steps, trial.measure.checkpoints)) | ntk_steps)
+    curves: dict[str, list] = {k: [] for k in (
+        "curve_step", "curve_train_loss", "curve_test_metric",
+        "ntk_step", "ntk_centered_alignment", "ntk_top1_alignment", "ntk_drift_curve")}
+    k0: list[np.ndarray] = []
+
+    def on_checkpoint(step: int, train_loss: float) -> None:
+        pred = net.predict(data.x_test)
+        curves["curve_step"].append(step)
+        curves["curve_train_loss"].append(train_loss)
+        curves["curve_test_metric"].append(metric.fn(pred, data.y_test)
+                                           if np.all(np.isfinite(pred)) else float("nan"))
+        if step in ntk_steps:
+            K = net.ntk(x_ntk)
+            summary = ntk_summary(K, y_ntk)
+            if not k0:
+                k0.append(K)
+                record["ntk_init"] = summary
+            drift = relative_drift(K, k0[0])
+            curves["ntk_step"].append(step)
+            curves["ntk_centered_alignment"].append(summary["centered_alignment"])
+            curves["ntk_top1_alignment"].append(summary["top1_alignment"])
+            curves["ntk_drift_curve"].append(drift)
+            record["ntk_final"] = summary
+            record["ntk_drift"] = drift
+
+    log = net.train(data.x_train, data.y_train, trial.training, seed=trial.seed,
+                    checkpoints=loss_steps, on_checkpoint=on_checkpoint)
+    record.update(curves)
+    series_steps = list(range(len(log.losses))) if log.exact else log.loss_steps
+    record["initial_train_loss"] = log.losses[0] if log.losses else None
+    record["steps_to_10pct"] = steps_to_fraction(log.losses, series_steps, 0.1)
+    record["steps_to_1pct"] = steps_to_fraction(log.losses, series_steps, 0.01)
+    if log.diverged_at is not None:
+        record["status"] = "diverged"
+        record["steps_run"] = log.diverged_at
+        record["error"] = (f"train loss {log.losses[-1]:.4g} at step {log.diverged_at} "
+                           f"(initial {log.losses[0]:.4g}; limit: non-finite or "
+                           f"> {trial.training.diverge_factor:g}× initial)")
+        return
+    record["steps_run"] = steps
+    pred_test = net.predict(data.x_test)
+    pred_train = net.predict(data.x_train)
+    if not (np.all(np.isfinite(pred_test)) and np.all(np.isfinite(pred_train))):
+        record["status"] = "diverged"
+        record["error"] = "network outputs are not finite after training"
+        return
+    record["final_train_loss"] = curves["curve_train_loss"][-1]
+    record["final_test_metric"] = metric.fn(pred_test, data.y_test)
+    finite = [v for v in curves["curve_test_metric"] if math.isfinite(v)]
+    best = min if metric.goal == "min" else max
+    record["best_test_metric"] = best(finite) if finite else None
+    for name, m in METRICS.items():
+        if data.kind in m.kinds:
+            record[name] = m.fn(pred_test, data.y_test)
+            record[name.replace("test_", "train_", 1)] = m.fn(pred_train, data.y_train)
+    record["status"] = "ok"
+    record["error"] = None
+    gpu_peak = net.peak_memory_mb()
+    if gpu_peak is not None:
+        record["peak_memory_mb"] = gpu_peak
+
+
+def environment() -> dict[str, Any]:
+    """Where results were produced: interpreter and platform (for the run manifest)."""
+    return {"python": sys.version.split()[0], "platform": platform.platform(),
+            "host": socket.gethostname(), "ntkbench": __version__}

@@ -1,0 +1,40 @@
+"""The empirical Neural Tangent Kernel of a finite network."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ntkbench.backends import get_backend
+from ntkbench.models import MLP
+
+
+def empirical_ntk(model: MLP, weights: list[dict[str, np.ndarray]], x1: np.ndarray,
+                  x2: np.ndarray | None = None, *, backend: str = "torch", device: str = "cpu",
+                  dtype: str = "float64", full: bool = False) -> np.ndarray:
+    """Empirical NTK ``Θ(x1, x2)_ij = Σ_o ⟨∂f_o(x1_i)/∂θ, ∂f_o(x2_j)/∂θ⟩`` (Jacot et al. 2018).
+
+    Args:
+        model: the architecture (:class:`ntkbench.MLP`).
+        weights: neutral weights, e.g. from :func:`ntkbench.initialize`.
+        x1: inputs ``(n1, in_dim)``.
+        x2: inputs ``(n2, in_dim)``; ``None`` means ``x1`` (the Gram matrix).
+        backend: registered backend name (``"torch"``).
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+        dtype: precision of the computation, ``"float64"`` (default) or ``"float32"``.
+        full: return the ``(n1, n2, out_dim, out_dim)`` block instead of the trace over outputs.
+
+    Returns:
+        float64 numpy array ``(n1, n2)`` (or the full block).
+
+    The kernel is computed from the layer structure (see the backend's ``Network.ntk``): exact,
+    without materialising per-example Jacobians.
+    """
+    x1 = np.asarray(x1, dtype=np.float64)
+    if x1.ndim != 2 or x1.shape[1] != model.in_dim:
+        raise ValueError(f"x1 must have shape (n, {model.in_dim}), got {x1.shape}")
+    if x2 is not None:
+        x2 = np.asarray(x2, dtype=np.float64)
+        if x2.ndim != 2 or x2.shape[1] != model.in_dim:
+            raise ValueError(f"x2 must have shape (n, {model.in_dim}), got {x2.shape}")
+    return get_backend(backend).empirical_ntk(model, weights, x1, x2, dtype=dtype,
+                                              device=device, full=full)

@@ -1,0 +1,172 @@
+"""Run a suite: expand the grid, skip what is recorded, execute the rest, record each result.
+
+Resumable by construction: every finished trial is written to the store the moment it
+arrives, and a run only executes trials that have no record yet. Ctrl-C stops the workers and
+keeps every record already written; running the same command again continues.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ntkbench.config import Trial
+from ntkbench.execute import environment, run_trial
+from ntkbench.executors import Executor, make_executor
+from ntkbench.store import RunStore, atomic_write_text
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C during a run; everything finished before it is recorded."""
+
+
+@dataclass
+class RunSummary:
+    """What a run did: counts by status, and what it skipped or lost."""
+
+    run_dir: Path
+    total: int
+    skipped: int  # already recorded before this run
+    statuses: Counter = field(default_factory=Counter)
+    lost: list[str] = field(default_factory=list)  # trials whose worker process died
+    seconds: float = 0.0
+
+    @property
+    def ran(self) -> int:
+        return sum(self.statuses.values())
+
+
+def parse_only(filters: Sequence[str]) -> list[tuple[str, set[str]]]:
+    """``["task=a,b", "model.width=256"]`` → ``[("task", {"a","b"}), ("model.width", {"256"})]``."""
+    out = []
+    for f in filters:
+        key, sep, values = f.partition("=")
+        if not sep or not key.strip() or not values:
+            raise ValueError(f"--only expects key=value (e.g. initializer=he_normal), got {f!r}")
+        out.append((key.strip(), {v.strip() for v in values.split(",")}))
+    return out
+
+
+def _field(trial: Trial, key: str) -> Any:
+    if key == "initializer":
+        return {trial.initializer.name, trial.initializer.label}
+    value: Any = trial.model_dump(mode="json")
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise KeyError(key)
+        value = value[part]
+    return value
+
+
+def _matches(value: Any, wanted: set[str]) -> bool:
+    if isinstance(value, set):
+        return bool(value & wanted)
+    if str(value) in wanted:
+        return True
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        for w in wanted:
+            try:
+                if float(w) == float(value):
+                    return True
+            except ValueError:
+                pass
+    return False
+
+
+def filter_trials(trials: list[Trial], filters: Sequence[str]) -> list[Trial]:
+    """Trials whose fields match every ``key=value[,value...]`` filter.
+
+    Keys: ``task``, ``initializer`` (name or label), ``backend``, ``seed``, ``device`` or any
+    dotted field of a trial (``model.width``, ``training.lr``, ``data.params.frequency``).
+    """
+    parsed = parse_only(filters)
+    out = []
+    for trial in trials:
+        try:
+            if all(_matches(_field(trial, k), v) for k, v in parsed):
+                out.append(trial)
+        except KeyError as exc:
+            raise ValueError(f"--only: unknown field {exc.args[0]!r} (try task, initializer, "
+                             "backend, seed, model.width, training.lr, data.params.<name>)"
+                             ) from None
+    return out
+
+
+def write_manifest(store: RunStore, suite_path: Path | None, n_trials: int,
+                   argv: Sequence[str] | None) -> None:
+    manifest_path = store.run_dir / "run.json"
+    runs = []
+    if manifest_path.is_file():
+        runs = json.loads(manifest_path.read_text()).get("runs", [])
+    runs.append({"started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                 "command": shlex.join(argv) if argv else None,
+                 "suite": str(suite_path) if suite_path else None,
+                 "grid_size": n_trials, "environment": environment()})
+    atomic_write_text(manifest_path, json.dumps({"runs": runs}, indent=1))
+    if suite_path is not None and suite_path.is_file():
+        atomic_write_text(store.run_dir / "suite.yaml", suite_path.read_text())
+
+
+def run_trials(trials: list[Trial], run_dir: str | Path, *, jobs: int = 1,
+               retry_failed: bool = False, progress: bool = True,
+               executor: Executor | None = None, suite_path: Path | None = None,
+               argv: Sequence[str] | None = None) -> RunSummary:
+    """Execute the trials that have no record in ``run_dir`` and record each one.
+
+    Args:
+        trials: the (filtered) grid.
+        run_dir: the run directory (created if needed).
+        jobs: worker processes (1 = in this process).
+        retry_failed: also re-run trials recorded as ``failed`` or ``diverged``.
+        progress: show a progress bar on stderr.
+        executor: a custom executor (default: local, ``jobs`` processes).
+
+    Raises:
+        RunInterrupted: on Ctrl-C, after stopping workers; finished trials stay recorded.
+    """
+    from tqdm import tqdm
+
+    store = RunStore(run_dir)
+    store.run_dir.mkdir(parents=True, exist_ok=True)
+    recorded = store.statuses()
+    todo = [t for t in trials if t.trial_hash not in recorded
+            or (retry_failed and recorded[t.trial_hash] != "ok")]
+    summary = RunSummary(store.run_dir, total=len(trials), skipped=len(trials) - len(todo))
+    if not todo:
+        if not (store.run_dir / "results.parquet").is_file():
+            store.write_table()  # e.g. the previous run was killed before writing it
+        return summary
+    write_manifest(store, suite_path, len(trials), argv)
+    executor = executor or make_executor(min(jobs, len(todo)))
+    start = time.perf_counter()
+    bar = tqdm(total=len(trials), initial=summary.skipped, unit="trial", file=sys.stderr,
+               disable=not progress, dynamic_ncols=True, smoothing=0.1)
+    try:
+        for trial, result in executor.imap_unordered(run_trial, todo):
+            if isinstance(result, BaseException):
+                summary.lost.append(f"{trial.summary()}: {type(result).__name__}: {result}")
+            else:
+                store.write(result)
+                summary.statuses[result["status"]] += 1
+            bar.update(1)
+            bar.set_postfix_str(", ".join(f"{k} {v}" for k, v in sorted(
+                summary.statuses.items())), refresh=False)
+    except KeyboardInterrupt:
+        executor.shutdown(cancel=True)
+        raise RunInterrupted(f"interrupted: {summary.ran} trial(s) finished in this run are "
+                             f"recorded in {store.run_dir}; run the same command to resume "
+                             f"({len(todo) - summary.ran} left)") from None
+    else:
+        executor.shutdown(cancel=False)
+    finally:
+        bar.close()
+        summary.seconds = time.perf_counter() - start
+        store.write_table()
+    return summary

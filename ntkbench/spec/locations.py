@@ -1,0 +1,32 @@
+"""Where spec files are found: the default suite, and the folders task names are looked up in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import ntkbench
+
+
+def task_search_dirs(suite_path: str | Path) -> list[Path]:
+    """Where task names are looked up: ``tasks/`` beside the suite, then the built-in tasks."""
+    dirs = [Path(suite_path).parent / "tasks"]
+    builtin = _builtin("tasks")
+    if builtin is not None and builtin.resolve() != dirs[0].resolve():
+        dirs.append(builtin)
+    return dirs
+
+
+def default_suite_path() -> Path:
+    """``./benchmarks.yaml`` if present, else the suite shipped with ntkbench."""
+    local = Path("benchmarks.yaml")
+    if local.is_file():
+        return local
+    return _builtin("benchmarks.yaml") or Path(ntkbench.__file__).parent.parent / local
+
+
+def _builtin(name: str) -> Path | None:
+    pkg = Path(ntkbench.__file__).parent
+    for candidate in (pkg / "_builtin" / name, pkg.parent / name):  # wheel, then source checkout
+        if candidate.exists():
+            return candidate
+    return None

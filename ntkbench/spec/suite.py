@@ -1,0 +1,323 @@
+"""Suite files: YAML → a checked :class:`~ntkbench.spec.grid.Suite`, every problem collected."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ntkbench import registry
+from ntkbench.config import InitializerConfig, TaskConfig
+from ntkbench.initializers import check_params, initialize_with
+from ntkbench.models import MLP
+from ntkbench.spec.errors import Problem, SpecError
+from ntkbench.spec.grid import Suite, sweep_axis
+from ntkbench.spec.locations import task_search_dirs
+from ntkbench.spec.messages import validation_issues
+from ntkbench.spec.task import declared_params, deep_merge, read_task, task_issues
+from ntkbench.spec.yamldoc import Doc, Loc, field_name, read_yaml, show
+
+SUITE_FIELDS = ("name", "description", "seeds", "backends", "device", "tasks", "initializers",
+                "sweep")
+TASK_ENTRY_FIELDS = ("name", "params", "model", "training", "measure", "metric")
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+# The dummy network every initializer is tried on: its first layer has shape (4, 3).
+_PROBE = MLP(in_dim=3, width=4, depth=1, out_dim=1, activation="relu")
+
+
+def load_suite(path: str | Path, *, backends: list[str] | None = None,
+               device: str | None = None) -> Suite:
+    """Read and validate a suite file; ``backends`` / ``device`` (from the command line) replace
+    the suite's. Raise :class:`SpecError` with every problem found in the suite and its tasks."""
+    problems: list[Problem] = []
+    doc = read_yaml(Path(path), str(path), problems)
+    if doc is None:
+        raise SpecError(problems)
+    suite = _SuiteReader(doc, Path(path)).read(backends, device)
+    if problems:  # the suite's own problems first, in line order, then its task files'
+        problems.sort(key=lambda p: (p.file != doc.file, p.file, p.line or 0))
+        raise SpecError(problems)
+    return suite
+
+
+def _initializer_issues(entry: registry.Entry, params: Mapping[str, Any]) -> list[tuple[Loc, str]]:
+    """Unknown or missing parameters, then a call on a dummy layer to surface bad values."""
+    unknown = [k for k in params if k not in declared_params(entry)]
+    issues: list[tuple[Loc, str]] = []
+    for key in unknown:
+        try:
+            check_params(entry, {key: params[key]})
+        except ValueError as exc:
+            issues.append((("params", key), str(exc)))
+    if issues:
+        return issues
+    try:
+        check_params(entry, params)
+    except ValueError as exc:
+        return [(("params",), str(exc))]
+    try:
+        initialize_with(_PROBE, entry, 0, params)
+    except Exception as exc:  # a plugin may raise anything; report it here rather than mid-run
+        loc = ("params", *params) if len(params) == 1 else ("params",)
+        given = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "its defaults"
+        what = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        return [(loc, f"initializer {entry.name!r} rejects {given}: {what}")]
+    return []
+
+
+class _SuiteReader:
+    """Validates one suite document field by field, recording problems as it goes."""
+
+    def __init__(self, doc: Doc, path: Path) -> None:
+        self.doc, self.path, self.data = doc, path, doc.data
+        self.base_dir = path.resolve().parent
+        self.dirs = task_search_dirs(path)
+        self.task_files: dict[Path, TaskConfig | None] = {}
+
+    def read(self, backends: list[str] | None, device: str | None) -> Suite:
+        for key in self.data:
+            if key not in SUITE_FIELDS:
+                self.doc.error((key,), f"unknown field {key!r}"
+                                       f"{registry.suggest(str(key), SUITE_FIELDS)}")
+        name = self._string("name", self.path.stem)
+        description = self._string("description", "")
+        tasks = self._tasks()
+        inits = self._initializers()
+        return Suite(
+            name=name, path=self.path, description=description, seeds=self._seeds(),
+            backends=self._backends(backends), device=self._device(device),
+            tasks=tuple(tasks), initializers=tuple(cfg for cfg, _ in inits),
+            sweep=self._sweep(tasks, inits),
+        )
+
+    def _error(self, loc: Loc, message: str) -> None:
+        self.doc.error(loc, message)
+
+    def _string(self, key: str, default: str) -> str:
+        value = self.data.get(key, default)
+        if not isinstance(value, str) or (key == "name" and not value):
+            what = "a non-empty string" if key == "name" else "a string"
+            self._error((key,), f"expected {what}, got {show(value)}")
+            return default
+        return value
+
+    def _list(self, key: str, what: str) -> list:
+        if key not in self.data:
+            self._error((), f"missing required field {key!r} (a list of {what})")
+            return []
+        value = self.data[key]
+        if not isinstance(value, list) or not value:
+            self._error((key,), f"expected a non-empty list of {what}, got {show(value)}")
+            return []
+        return value
+
+    def _seeds(self) -> tuple[int, ...]:
+        raw = self.data.get("seeds", 1)
+        if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 1:
+            return tuple(range(raw))
+        if not isinstance(raw, list) or not raw:
+            self._error(("seeds",), "expected a positive number of seeds or a non-empty list "
+                                    f"of non-negative integer seeds, got {show(raw)}")
+            return ()
+        for i, seed in enumerate(raw):
+            if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+                self._error(("seeds", i), f"expected a non-negative integer seed, "
+                                          f"got {show(seed)}")
+        return tuple(dict.fromkeys(s for s in raw if isinstance(s, int)))
+
+    def _backends(self, override: list[str] | None) -> tuple[str, ...]:
+        raw = override if override is not None else self.data.get("backends", ["torch"])
+        report = self._command_line_error if override is not None else self._error
+        names = [raw] if isinstance(raw, str) else raw
+        if not isinstance(names, list) or not names:
+            report(("backends",), f"expected a non-empty list of backend names, got {show(raw)}")
+            return ()
+        for i, name in enumerate(names):
+            if not isinstance(name, str):
+                report(("backends", i), f"expected a backend name, got {show(name)}")
+            elif name not in registry.backends:
+                report(("backends", i), f"unknown backend {name!r}"
+                                        f"{registry.suggest(name, registry.backends.names())}")
+        return tuple(dict.fromkeys(n for n in names if isinstance(n, str)))
+
+    def _device(self, override: str | None) -> str:
+        value = override if override is not None else self.data.get("device", "auto")
+        if not isinstance(value, str) or not _DEVICE.fullmatch(value):
+            msg = f"expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {show(value)}"
+            if override is not None:
+                self._command_line_error(("device",), msg)
+            else:
+                self._error(("device",), msg)
+        return value if isinstance(value, str) else "auto"
+
+    def _command_line_error(self, loc: Loc, message: str) -> None:
+        self.doc.problems.append(Problem("<command line>", None, field_name(loc[:1]), message))
+
+    # tasks -----------------------------------------------------------------------------------
+
+    def _tasks(self) -> list[TaskConfig]:
+        out = []
+        for i, item in enumerate(self._list("tasks", "task names")):
+            loc = ("tasks", i)
+            if isinstance(item, str):
+                item = {"name": item}
+            elif not isinstance(item, dict):
+                self._error(loc, f"expected a task name or a mapping with 'name', "
+                                 f"got {show(item)}")
+                continue
+            for key in item:
+                if key not in TASK_ENTRY_FIELDS:
+                    self._error(loc + (key,), f"unknown field {key!r}"
+                                              f"{registry.suggest(str(key), TASK_ENTRY_FIELDS)}")
+            name = item.get("name")
+            if not isinstance(name, str) or not name:
+                self._error(loc + ("name",), f"expected a task name, got {show(name)}")
+                continue
+            base = self._task_file(name, loc + ("name",))
+            if base is not None:
+                task = self._with_overrides(base, item, loc)
+                if task is not None:
+                    out.append(task)
+        return out
+
+    def _task_file(self, name: str, loc: Loc) -> TaskConfig | None:
+        for d in self.dirs:
+            path = d / f"{name}.yaml"
+            if path.is_file():
+                key = path.resolve()
+                if key not in self.task_files:
+                    self.task_files[key] = read_task(path, str(path), self.doc.problems)
+                return self.task_files[key]
+        known = sorted({p.stem for d in self.dirs if d.is_dir() for p in d.glob("*.yaml")})
+        where = ", ".join(f"{d}/" for d in self.dirs)
+        hint = registry.suggest(name, known) if known else f" (no task files in {where})"
+        self._error(loc, f"unknown task {name!r}{hint}")
+        return None
+
+    def _with_overrides(self, base: TaskConfig, item: dict, loc: Loc) -> TaskConfig | None:
+        """``base`` with the entry's ``params`` / ``model`` / ... overrides; problems point at
+        the suite lines that set them."""
+        over = {k: item[k] for k in ("model", "training", "measure", "metric") if k in item}
+        if "params" in item:
+            params = item["params"]
+            if not isinstance(params, dict):
+                self._error(loc + ("params",), f"expected a mapping of data parameters, "
+                                               f"got {show(params)}")
+                return None
+            over["data"] = {"params": params}
+        if not over:
+            return base
+
+        def at(task_loc: Loc) -> Loc:  # task-file field → the suite entry that overrides it
+            if task_loc[:1] == ("data",):
+                return loc + ("params",) + task_loc[2:]
+            return loc + task_loc
+
+        data = deep_merge(base.model_dump(), over)
+        try:
+            task = TaskConfig.model_validate(data)
+        except ValidationError as exc:
+            for task_loc, msg in validation_issues(exc, TaskConfig, data):
+                self._error(at(task_loc), msg)
+            return None
+        issues = task_issues(task, item.get("params", {}))
+        for task_loc, msg in issues:
+            self._error(at(task_loc), msg)
+        return None if issues else task
+
+    # initializers ----------------------------------------------------------------------------
+
+    def _initializers(self) -> list[tuple[InitializerConfig, registry.Entry]]:
+        out = []
+        for i, item in enumerate(self._list("initializers", "initializer names")):
+            loc = ("initializers", i)
+            if isinstance(item, str):
+                item = {"name": item}
+            elif not isinstance(item, dict):
+                self._error(loc, f"expected an initializer name or a mapping with 'name', "
+                                 f"got {show(item)}")
+                continue
+            try:
+                cfg = InitializerConfig.model_validate(item)
+            except ValidationError as exc:
+                for sub, msg in validation_issues(exc, InitializerConfig, item):
+                    self._error(loc + sub, msg)
+                continue
+            try:
+                entry = registry.resolve_initializer(cfg.name, cfg.source, self.base_dir)
+            except (registry.RegistryError, ValueError, TypeError) as exc:
+                self._error(loc + (("source",) if cfg.source else ("name",)), str(exc))
+                continue
+            issues = _initializer_issues(entry, cfg.params)
+            for sub, msg in issues:
+                self._error(loc + sub, msg)
+            if not issues:
+                out.append((cfg, entry))
+        return out
+
+    # sweep -----------------------------------------------------------------------------------
+
+    def _sweep(self, tasks: list[TaskConfig],
+               inits: list[tuple[InitializerConfig, registry.Entry]]) -> dict[str, list]:
+        raw = self.data.get("sweep") or {}
+        if not isinstance(raw, dict):
+            self._error(("sweep",), f"expected a mapping of field: [values], got {show(raw)}")
+            return {}
+        data_params = {t.name: declared_params(registry.tasks.get(t.data.generator)) for t in tasks}
+        init_params = [declared_params(entry) for _, entry in inits]
+        known = [f"{s}.{f}" for s in ("model", "training", "measure")
+                 for f in TaskConfig.model_fields[s].annotation.model_fields]
+        known += sorted({f"data.{p}" for ps in data_params.values() for p in ps})
+        known += sorted({f"initializer.{p}" for ps in init_params for p in ps})
+        out: dict[str, list] = {}
+        for key, values in raw.items():
+            loc = ("sweep", key)
+            axis = sweep_axis(key) if isinstance(key, str) else None
+            if axis is None:
+                self._error(loc, f"unknown sweep key {key!r}{registry.suggest(str(key), known)}")
+                continue
+            if not isinstance(values, list) or not values:
+                self._error(loc, f"expected a non-empty list of values, got {show(values)}")
+                continue
+            section, name = axis
+            if section == "data":
+                targets = [t for t in tasks if name in data_params[t.name]]
+            elif section == "initializer":
+                targets = [c for c, ps in zip(inits, init_params, strict=True) if name in ps]
+            else:
+                targets = tasks
+            if not targets:
+                owner = "task's data generator" if section == "data" else "initializer"
+                self._error(loc, f"no {owner} in this suite declares parameter {name!r}"
+                                 f"{registry.suggest(key, known)}")
+                continue
+            for j, value in enumerate(values):
+                problem = self._sweep_value_problem(section, name, value, targets)
+                if problem:
+                    self._error(loc + (j,), problem)
+            out[key] = values
+        return out
+
+    @staticmethod
+    def _sweep_value_problem(section: str, name: str, value: Any, targets: list) -> str | None:
+        """Why ``value`` cannot be swept into ``section.name`` of one of ``targets``, if it
+        cannot."""
+        for target in targets:
+            if section == "initializer":
+                cfg, entry = target
+                issues = _initializer_issues(entry, {**cfg.params, name: value})
+            elif section == "data":
+                return None  # data values are the generator's to check when it runs
+            else:
+                data = deep_merge(target.model_dump(), {section: {name: value}})
+                try:
+                    TaskConfig.model_validate(data)
+                    issues = []
+                except ValidationError as exc:
+                    issues = validation_issues(exc, TaskConfig, data)
+            if issues:
+                return issues[0][1]
+        return None

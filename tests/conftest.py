@@ -1,0 +1,35 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+from ntkbench.config import (
+    DataConfig,
+    InitializerConfig,
+    MeasureConfig,
+    ModelConfig,
+    TrainingConfig,
+    Trial,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_trial(initializer: str = "he_normal", seed: int = 0, **overrides) -> Trial:
+    """A trial that trains in well under a second."""
+    fields = dict(
+        suite="test", task="osc",
+        data=DataConfig(generator="oscillatory_1d",
+                        params={"frequency": 1.0, "n_samples": 40, "train_fraction": 0.5}),
+        model=ModelConfig(width=16, depth=1, activation="tanh"),
+        training=TrainingConfig(lr=0.1, steps=30),
+        measure=MeasureConfig(checkpoints=5, ntk_checkpoints=3),
+        initializer=InitializerConfig(name=initializer), seed=seed, device="cpu")
+    fields.update(overrides)
+    return Trial(**fields)
+
+
+@pytest.fixture
+def ntkbench_cli():
+    """Command prefix that runs the CLI of this checkout in a subprocess."""
+    return [sys.executable, "-m", "ntkbench.cli.main"]
