@@ -32,11 +32,11 @@ from ntkbench.ntk.metrics import ntk_summary, relative_drift
 
 
 def log_steps(total: int, count: int) -> list[int]:
-    """``count`` (or fewer, after rounding) log-spaced steps in ``[0, total]``, always with 0
-    and ``total``."""
+    """Log-spaced checkpoints ``0, T^(1/(c-1)), T^(2/(c-1)), ..., T`` (rounded, deduplicated)
+    for ``T = total`` and ``c = count``; always starts at 0 and ends at ``total``."""
     if total <= 0:
         return [0]
-    inner = np.geomspace(1, total, max(count - 1, 1))
+    inner = float(total) ** (np.arange(1, count) / (count - 1))
     return sorted({0, total, *(int(round(s)) for s in inner)})
 
 

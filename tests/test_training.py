@@ -86,11 +86,12 @@ def test_cross_entropy_training_learns_separable_classes():
 
 
 def test_log_steps_and_steps_to_fraction():
-    s = log_steps(1000, 5)
-    assert s[0] == 0 and s[-1] == 1000 and s == sorted(set(s))
-    assert np.allclose(np.diff(np.log10(s[1:])), 1.0)  # 1, 10, 100, 1000
+    assert log_steps(1000, 4) == [0, 10, 100, 1000]
+    s = log_steps(1000, 25)
+    assert s[0] == 0 and s[-1] == 1000 and s == sorted(set(s)) and len(s) >= 20
+    assert np.allclose(np.diff(np.log10(s[-5:])), 0.125, atol=0.01)
     assert log_steps(1, 10) == [0, 1]
-    losses = [10.0, 5.0, 1.0, 0.5, 0.09]
+    losses = [10.0, 5.0, 1.0, 0.5, 0.2]
     assert steps_to_fraction(losses, list(range(5)), 0.1) == 2
     assert steps_to_fraction(losses, [0, 10, 20, 40, 80], 0.01) is None
     assert steps_to_fraction(losses, [0, 10, 20, 40, 80], 0.05) == 40

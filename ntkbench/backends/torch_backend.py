@@ -216,7 +216,7 @@ class Network:
             if full_batch:
                 out = self.apply(xt)
                 loss = self.loss(out, yt, training.loss)
-                value = float(loss)
+                value = loss.detach().item()
                 log.losses.append(value)
             else:
                 value = None
@@ -235,7 +235,7 @@ class Network:
             if not full_batch:
                 idx = torch.as_tensor(batches[step], device=self.device)
                 loss = self.loss(self.apply(xt[idx]), yt[idx], training.loss)
-                if not math.isfinite(float(loss)):
+                if not math.isfinite(loss.detach().item()):
                     log.diverged_at = step
                     return log
             opt.zero_grad(set_to_none=True)

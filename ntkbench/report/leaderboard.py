@@ -1,0 +1,265 @@
+"""Leaderboard tables: trials grouped over seeds and ranked per task by the primary metric.
+
+Input is the results table of a run (:func:`ntkbench.store.load_results`), one row per trial.
+Columns it reads, each optional except that the table must not be empty:
+
+- identity: ``task``, ``init_label`` (falls back to ``initializer``), ``backend``,
+  ``sweep_label``; ``seed`` is what the rows of a group differ in;
+- outcome: ``status`` (``ok`` / ``diverged`` / ``failed``; when absent, a trial with a finite
+  ``final_test_metric`` counts as ok), ``error``;
+- ``metric``, ``metric_goal`` (``min`` / ``max``), ``final_test_metric``;
+- ``steps_to_10pct``, ``ntk_init.centered_alignment``, ``ntk_drift``, ``wall_time_s``.
+
+A group is one (initializer label, backend, sweep label) cell of a task; its row aggregates the
+seeds. Statistics use the group's ``ok`` trials, except the NTK alignment at initialisation,
+which describes the initializer rather than the training outcome and so uses every trial that
+measured it (a diverged trial's kernel at step 0 is as valid as any). Non-finite values are
+ignored. Groups are ranked by the mean primary metric in the goal direction; equal means share a
+rank; groups without a finite metric come last, unranked, with their status instead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ntkbench.report.numbers import MISSING, format_mean_std, format_number, format_steps
+
+RANK = "rank"
+INITIALIZER = "initializer"
+BACKEND = "backend"
+SWEEP = "sweep"
+SEEDS = "seeds"
+STEPS = "steps to 10%"
+ALIGNMENT = "NTK align. (init)"
+DRIFT = "NTK drift"
+WALL_TIME = "wall time (s)"
+TEXT_COLUMNS = frozenset({INITIALIZER, BACKEND, SWEEP})  # left-aligned; the others are numbers
+
+# Source column in the results table → display column it feeds (omitted when the source is absent).
+OPTIONAL_SOURCES = {"steps_to_10pct": STEPS, "ntk_init.centered_alignment": ALIGNMENT,
+                    "ntk_drift": DRIFT, "wall_time_s": WALL_TIME}
+
+NUMERIC_COLUMNS = (
+    "task", "rank", "initializer", "backend", "sweep", "n_ok", "n_total", "metric",
+    "metric_mean", "metric_std", "steps_to_10pct", "alignment_init_mean", "alignment_init_std",
+    "drift_mean", "drift_std", "wall_time_s",
+    # Beyond the published schema: what a machine reader needs to interpret the above.
+    "n_reached_10pct", "status",
+)
+GOAL_TEXT = {"min": "lower is better", "max": "higher is better"}
+_ERROR_CHARS = 160  # an error message in a note is cut to this length
+
+
+@dataclass(frozen=True, eq=False)
+class TaskTable:
+    """The leaderboard of one task, ready to render.
+
+    Attributes:
+        task: task name.
+        metric: name of the primary metric ranked by (e.g. ``test_mse``).
+        goal: ``"min"`` or ``"max"``: the direction in which the metric is better.
+        columns: display column names; the metric column is named after the metric.
+        rows: one list of display strings per group, in rank order, aligned with ``columns``.
+        numeric: the same rows as numbers, columns :data:`NUMERIC_COLUMNS` (``rank`` is a
+            nullable integer, empty for unranked groups).
+        notes: sentences about the table (non-ok trials and their errors, assumptions made).
+    """
+
+    task: str
+    metric: str
+    goal: str
+    columns: list[str]
+    rows: list[list[str]]
+    numeric: pd.DataFrame
+    notes: list[str]
+
+    @property
+    def goal_text(self) -> str:
+        """``"lower is better"`` or ``"higher is better"``."""
+        return GOAL_TEXT[self.goal]
+
+
+def leaderboard(df: pd.DataFrame) -> list[TaskTable]:
+    """One ranked :class:`TaskTable` per task, tasks in order of first appearance in ``df``.
+
+    Raises:
+        ValueError: ``df`` has no rows (``"no trials ..."``).
+    """
+    trials = _normalise(df)
+    return [_task_table(task, trials[trials["task"] == task], present=set(df.columns))
+            for task in pd.unique(trials["task"])]
+
+
+def _normalise(df: pd.DataFrame) -> pd.DataFrame:
+    """The columns the leaderboard reads, with defaults for missing ones and clean dtypes."""
+    if df is None or len(df) == 0:
+        raise ValueError("no trials: the results table is empty, so there is nothing to rank")
+    df = df.reset_index(drop=True)
+    out = pd.DataFrame(index=df.index)
+    out["task"] = _text(df, "task", "(no task)")
+    label = _text(df, "init_label", "")
+    out["label"] = label.where(label != "", _text(df, "initializer", "?"))
+    out["backend"] = _text(df, "backend", "")
+    out["sweep"] = _text(df, "sweep_label", "")
+    out["metric"] = _text(df, "metric", "")
+    out["goal"] = _text(df, "metric_goal", "")
+    out["error"] = _text(df, "error", "")
+    for column in ("final_test_metric", *OPTIONAL_SOURCES):
+        out[column] = _number(df, column)
+    if "status" in df.columns:
+        out["status"] = _text(df, "status", "failed")
+    else:
+        out["status"] = np.where(np.isfinite(out["final_test_metric"]), "ok", "failed")
+    return out
+
+
+def _text(df: pd.DataFrame, column: str, default: str) -> pd.Series:
+    if column not in df.columns:
+        return pd.Series(default, index=df.index, dtype=object)
+    values = df[column].astype(object)
+    return values.where(values.notna(), default).map(str)
+
+
+def _number(df: pd.DataFrame, column: str) -> pd.Series:
+    if column not in df.columns:
+        return pd.Series(np.nan, index=df.index, dtype=float)
+    return pd.to_numeric(df[column], errors="coerce").astype(float)
+
+
+def _mean_std(values: pd.Series) -> tuple[float, float, int]:
+    """Mean, sample std (``ddof=1``; ``nan`` below two values) and count of the finite values."""
+    x = values.to_numpy(dtype=float)
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        return math.nan, math.nan, 0
+    return float(np.mean(x)), float(np.std(x, ddof=1)) if len(x) > 1 else math.nan, len(x)
+
+
+def _status_summary(statuses: Counter, total: int) -> str:
+    """``"ok"`` when every trial is ok, else e.g. ``"diverged 1/3, failed 1/3"``."""
+    bad = sorted((s, n) for s, n in statuses.items() if s != "ok")
+    return ", ".join(f"{s} {n}/{total}" for s, n in bad) if bad else "ok"
+
+
+def _group_stats(group: pd.DataFrame) -> dict[str, Any]:
+    ok = group[group["status"] == "ok"]
+    metric_mean, metric_std, n_metric = _mean_std(ok["final_test_metric"])
+    align_mean, align_std, n_align = _mean_std(group["ntk_init.centered_alignment"])
+    drift_mean, drift_std, n_drift = _mean_std(ok["ntk_drift"])
+    steps = ok["steps_to_10pct"].to_numpy(dtype=float)
+    reached = steps[np.isfinite(steps)]
+    wall = ok["wall_time_s"].to_numpy(dtype=float)
+    wall = wall[np.isfinite(wall)]
+    errors = [e for e in group.loc[group["status"] != "ok", "error"] if e]
+    return {
+        "n_ok": len(ok), "n_total": len(group), "n_metric": n_metric,
+        "metric_mean": metric_mean, "metric_std": metric_std,
+        "steps_to_10pct": float(np.median(reached)) if len(reached) else math.nan,
+        "n_reached_10pct": len(reached),
+        "alignment_init_mean": align_mean, "alignment_init_std": align_std, "n_align": n_align,
+        "drift_mean": drift_mean, "drift_std": drift_std, "n_drift": n_drift,
+        "wall_time_s": float(np.mean(wall)) if len(wall) else math.nan,
+        "status": _status_summary(Counter(group["status"]), len(group)),
+        "first_error": errors[0] if errors else "",
+    }
+
+
+def _rank(groups: list[dict[str, Any]], goal: str) -> list[dict[str, Any]]:
+    """Ranked groups (best first, ties share a rank), then the unranked ones, order kept."""
+    sign = 1.0 if goal == "min" else -1.0
+    ranked = sorted((g for g in groups if g["n_metric"] > 0),
+                    key=lambda g: sign * g["metric_mean"])  # stable: ties keep input order
+    for g in ranked:
+        g["rank"] = 1 + sum(sign * h["metric_mean"] < sign * g["metric_mean"] for h in ranked)
+    unranked = [g for g in groups if g["n_metric"] == 0]
+    for g in unranked:
+        g["rank"] = None
+    return ranked + unranked
+
+
+def _goal(trials: pd.DataFrame, metric: str, notes: list[str]) -> str:
+    goals = [g for g in pd.unique(trials["goal"]) if g in GOAL_TEXT]
+    if goals:
+        return goals[0]
+    from ntkbench.evaluation import METRICS
+
+    if metric in METRICS:
+        return METRICS[metric].goal
+    notes.append(f"The goal of metric {metric!r} is unknown; ranked assuming lower is better.")
+    return "min"
+
+
+def _task_table(task: str, trials: pd.DataFrame, present: set[str]) -> TaskTable:
+    notes: list[str] = []
+    metrics = [m for m in pd.unique(trials["metric"]) if m]
+    metric = metrics[0] if metrics else "final_test_metric"
+    if len(metrics) > 1:
+        notes.append(f"Trials of this task disagree on the metric ({', '.join(metrics)}); "
+                     "each group is scored by its own final test metric.")
+    goal = _goal(trials, metric, notes)
+    show_backend = trials["backend"].nunique() > 1
+    show_sweep = bool((trials["sweep"] != "").any())
+    optional = [name for source, name in OPTIONAL_SOURCES.items() if source in present]
+
+    groups = []
+    for (label, backend, sweep), group in trials.groupby(["label", "backend", "sweep"],
+                                                         sort=False):
+        groups.append({"label": label, "backend": backend, "sweep": sweep,
+                       **_group_stats(group)})
+    groups = _rank(groups, goal)
+
+    columns = [RANK, INITIALIZER, *([BACKEND] if show_backend else []),
+               *([SWEEP] if show_sweep else []), SEEDS, metric, *optional]
+    rows = [_display_row(g, show_backend, show_sweep, optional) for g in groups]
+    for g in groups:
+        if g["status"] != "ok":
+            where = ", ".join(v for v, shown in ((g["backend"], show_backend),
+                                                  (g["sweep"], show_sweep)) if shown and v)
+            error = g["first_error"]
+            if len(error) > _ERROR_CHARS:
+                error = error[:_ERROR_CHARS - 1] + "…"
+            notes.append(f"{g['label']}{f' ({where})' if where else ''}: {g['status']}"
+                         + (f"; first error: {error}" if error else ""))
+    numeric = pd.DataFrame(
+        [{**{k: g.get(k) for k in NUMERIC_COLUMNS}, "task": task, "initializer": g["label"],
+          "sweep": g["sweep"], "metric": metric} for g in groups],
+        columns=list(NUMERIC_COLUMNS))
+    numeric["rank"] = numeric["rank"].astype("Int64")
+    return TaskTable(task=task, metric=metric, goal=goal, columns=columns, rows=rows,
+                     numeric=numeric, notes=notes)
+
+
+def _display_row(g: dict[str, Any], show_backend: bool, show_sweep: bool,
+                 optional: list[str]) -> list[str]:
+    ranked = g["rank"] is not None
+    if ranked:
+        metric = format_mean_std(g["metric_mean"], g["metric_std"], g["n_metric"])
+    else:
+        metric = g["status"] if g["status"] != "ok" else "no metric"
+    cells = {
+        STEPS: _steps_cell(g) if ranked else MISSING,
+        ALIGNMENT: format_mean_std(g["alignment_init_mean"], g["alignment_init_std"],
+                                   g["n_align"]),
+        DRIFT: format_mean_std(g["drift_mean"], g["drift_std"], g["n_drift"]) if ranked
+        else MISSING,
+        WALL_TIME: format_number(g["wall_time_s"]) if ranked else MISSING,
+    }
+    return [str(g["rank"]) if ranked else MISSING, g["label"],
+            *([g["backend"]] if show_backend else []), *([g["sweep"]] if show_sweep else []),
+            f"{g['n_ok']}/{g['n_total']}", metric, *(cells[name] for name in optional)]
+
+
+def _steps_cell(g: dict[str, Any]) -> str:
+    """Median steps over ok seeds that reached 10 %; ``(k/n)`` when only k of n ok seeds did."""
+    if g["n_reached_10pct"] == 0:
+        return "never"
+    median = format_steps(g["steps_to_10pct"])
+    if g["n_reached_10pct"] < g["n_ok"]:
+        return f"{median} ({g['n_reached_10pct']}/{g['n_ok']})"
+    return median

@@ -1,0 +1,206 @@
+"""Render leaderboard tables as Markdown, HTML, LaTeX, CSV or plain text.
+
+Every format shows the same :func:`~ntkbench.report.leaderboard.leaderboard` tables, one per
+task, in order of first appearance:
+
+- ``md``: per task a ``### <task> — <metric> (lower is better)`` heading, a GitHub pipe table
+  and its notes; one legend at the end.
+- ``html``: one standalone HTML5 document (UTF-8, small inline CSS), an ``<h2>`` and a
+  ``<table>`` per task, the legend as a ``<dl>``; every text is HTML-escaped.
+- ``latex``: per task a ``table`` float with a booktabs ``tabular`` (needs
+  ``\\usepackage{booktabs}``), captioned with task and metric; every text is LaTeX-escaped and
+  ``±`` becomes ``$\\pm$``; the legend follows as a paragraph.
+- ``csv``: one flat table of all tasks with numbers at full precision
+  (:data:`~ntkbench.report.leaderboard.NUMERIC_COLUMNS`), no ``±`` strings.
+- ``text``: aligned columns for a terminal, a heading per task, no ANSI codes.
+
+Numbers follow :mod:`ntkbench.report.numbers` (3 significant digits, scientific when extreme).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+
+import pandas as pd
+
+from ntkbench.report.leaderboard import (
+    ALIGNMENT,
+    DRIFT,
+    NUMERIC_COLUMNS,
+    SEEDS,
+    STEPS,
+    TEXT_COLUMNS,
+    WALL_TIME,
+    TaskTable,
+    leaderboard,
+)
+
+FORMATS = ("md", "html", "latex", "csv", "text")
+
+# (column, meaning); "metric" stands for the column named after each task's metric.
+LEGEND = (
+    ("rank", "position by mean metric in the task's goal direction; equal means share a "
+             "rank; — marks a group with no ok seed, shown last with its status instead of "
+             "the metric"),
+    (SEEDS, "ok trials / all trials (one per seed) of the initializer"),
+    ("metric", "the task's primary test metric at the end of training (the column is named "
+               "after it): mean ± sample standard deviation (ddof=1) over the ok seeds; a "
+               "single value when only one seed is ok"),
+    (STEPS, "median training step at which the train loss first fell to 10% of its initial "
+            "value, over the ok seeds that reached it; (k/n) when only k of n ok seeds did; "
+            "never when none did"),
+    (ALIGNMENT, "centred kernel-target alignment ⟨HKH, HyyᵀH⟩ / (‖HKH‖ ‖HyyᵀH‖) of the "
+                "empirical NTK at initialisation, in [-1, 1] (higher: the kernel already "
+                "points at the targets); mean ± std over every seed that measured it"),
+    (DRIFT, "relative change of the NTK during training, ‖K_T − K_0‖_F / ‖K_0‖_F (near 0: "
+            "lazy, kernel regime; large: feature learning); mean ± std over the ok seeds"),
+    (WALL_TIME, "mean wall-clock seconds per ok trial (training and NTK measurements)"),
+)
+NUMBERS_NOTE = ("Numbers have 3 significant digits (standard deviations 2), in scientific "
+                "notation below 1e-3 and from 1e5.")
+
+
+def render(df: pd.DataFrame, fmt: str) -> str:
+    """The leaderboard of the trials in ``df`` as a string in format ``fmt``.
+
+    Args:
+        df: results table, one row per trial (see :mod:`ntkbench.report.leaderboard`).
+        fmt: one of :data:`FORMATS`: ``md``, ``html``, ``latex``, ``csv``, ``text``.
+
+    Raises:
+        ValueError: ``fmt`` is not a known format, or ``df`` has no trials.
+    """
+    renderers: dict[str, Callable[[list[TaskTable], pd.DataFrame], str]] = {
+        "md": _markdown, "html": _html, "latex": _latex, "csv": _csv, "text": _text}
+    if fmt not in renderers:
+        raise ValueError(f"unknown leaderboard format {fmt!r}; valid formats: "
+                         f"{', '.join(FORMATS)}")
+    return renderers[fmt](leaderboard(df), df)
+
+
+def _legend(tables: list[TaskTable]) -> list[tuple[str, str]]:
+    """Legend entries for the columns that appear in at least one table."""
+    shown = {c for t in tables for c in t.columns} | {"metric"}
+    return [(term, text) for term, text in LEGEND if term in shown]
+
+
+def _heading(table: TaskTable) -> str:
+    return f"{table.task} — {table.metric} ({table.goal_text})"
+
+
+def _markdown(tables: list[TaskTable], df: pd.DataFrame) -> str:
+    def cell(text: str) -> str:
+        return " ".join(text.split()).replace("|", "\\|").replace("<", "&lt;")
+
+    out: list[str] = []
+    for t in tables:
+        align = ["---" if c in TEXT_COLUMNS else "---:" for c in t.columns]
+        out += [f"### {cell(_heading(t))}", "",
+                "| " + " | ".join(cell(c) for c in t.columns) + " |",
+                "|" + "|".join(align) + "|"]
+        out += ["| " + " | ".join(cell(v) for v in row) + " |" for row in t.rows]
+        out += [""] + [f"- {cell(n)}" for n in t.notes] + ([""] if t.notes else [])
+    out += ["**Legend**", ""]
+    out += [f"- **{cell(term)}**: {cell(text)}" for term, text in _legend(tables)]
+    out += [f"- {NUMBERS_NOTE}"]
+    return "\n".join(out) + "\n"
+
+
+_CSS = """\
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin-bottom: 0.5em; }
+th, td { padding: 0.25em 0.7em; border-bottom: 1px solid #ddd; }
+th { border-bottom: 2px solid #444; text-align: left; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+ul.notes, p.numbers { color: #555; font-size: 0.9em; }
+dt { font-weight: bold; margin-top: 0.4em; }"""
+
+
+def _html(tables: list[TaskTable], df: pd.DataFrame) -> str:
+    esc = html.escape
+
+    def attr(column: str) -> str:
+        return "" if column in TEXT_COLUMNS else ' class="num"'
+
+    suites = (list(pd.unique(df["suite"].dropna().astype(str)))
+              if "suite" in df.columns else [])
+    title = "ntkbench leaderboard" + (f": {', '.join(suites)}" if suites else "")
+    out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+           f"<title>{esc(title)}</title>", f"<style>\n{_CSS}\n</style>", "</head>", "<body>",
+           f"<h1>{esc(title)}</h1>"]
+    for t in tables:
+        out += [f"<h2>{esc(_heading(t))}</h2>", "<table>", "<thead>",
+                "<tr>" + "".join(f"<th{attr(c)}>{esc(c)}</th>" for c in t.columns) + "</tr>",
+                "</thead>", "<tbody>"]
+        out += ["<tr>" + "".join(f"<td{attr(c)}>{esc(v)}</td>" for c, v in
+                                 zip(t.columns, row, strict=True)) + "</tr>" for row in t.rows]
+        out += ["</tbody>", "</table>"]
+        if t.notes:
+            out += ['<ul class="notes">', *(f"<li>{esc(n)}</li>" for n in t.notes), "</ul>"]
+    out += ["<h2>Legend</h2>", "<dl>"]
+    out += [f"<dt>{esc(term)}</dt><dd>{esc(text)}</dd>" for term, text in _legend(tables)]
+    out += ["</dl>", f'<p class="numbers">{esc(NUMBERS_NOTE)}</p>', "</body>", "</html>"]
+    return "\n".join(out) + "\n"
+
+
+_LATEX = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
+    # Unicode the legend and tables use, so plain pdflatex compiles them.
+    "±": r"$\pm$", "—": "---", "–": "--", "−": "$-$", "‖": r"$\|$", "⟨": r"$\langle$",
+    "⟩": r"$\rangle$", "ᵀ": r"$^\top$", "…": r"\ldots{}",
+}
+_LATEX_PATTERN = re.compile("|".join(re.escape(k) for k in _LATEX))
+
+
+def latex_escape(text: str) -> str:
+    """``text`` safe for LaTeX text mode (specials escaped, a few Unicode symbols translated)."""
+    return _LATEX_PATTERN.sub(lambda m: _LATEX[m.group()], text)
+
+
+def _latex(tables: list[TaskTable], df: pd.DataFrame) -> str:
+    out = ["% ntkbench leaderboard; needs \\usepackage{booktabs}"]
+    for t in tables:
+        spec = "".join("l" if c in TEXT_COLUMNS else "r" for c in t.columns)
+        out += [r"\begin{table}[htbp]", r"\centering",
+                rf"\caption{{{latex_escape(_heading(t))}}}", rf"\begin{{tabular}}{{{spec}}}",
+                r"\toprule", " & ".join(latex_escape(c) for c in t.columns) + r" \\",
+                r"\midrule"]
+        out += [" & ".join(latex_escape(v) for v in row) + r" \\" for row in t.rows]
+        out += [r"\bottomrule", r"\end{tabular}"]
+        if t.notes:
+            out += [r"\par\smallskip{\footnotesize "
+                    + r"\par ".join(latex_escape(n) for n in t.notes) + r"\par}"]
+        out += [r"\end{table}", ""]
+    legend = "; ".join(rf"\textbf{{{latex_escape(term)}}}: {latex_escape(text)}"
+                       for term, text in _legend(tables))
+    out += [rf"\noindent\textbf{{Legend.}} {legend}. {latex_escape(NUMBERS_NOTE)}"]
+    return "\n".join(out) + "\n"
+
+
+def _csv(tables: list[TaskTable], df: pd.DataFrame) -> str:
+    frame = pd.concat([t.numeric for t in tables], ignore_index=True)
+    return frame.to_csv(index=False, columns=list(NUMERIC_COLUMNS), lineterminator="\n")
+
+
+def _aligned(columns: list[str], cells: list[str], widths: list[int]) -> str:
+    """One line of a plain-text table: labels left-aligned, numbers right-aligned."""
+    return "  ".join(v.ljust(w) if c in TEXT_COLUMNS else v.rjust(w)
+                     for c, v, w in zip(columns, cells, widths, strict=True)).rstrip()
+
+
+def _text(tables: list[TaskTable], df: pd.DataFrame) -> str:
+    out: list[str] = []
+    for t in tables:
+        widths = [max([len(c), *(len(row[i]) for row in t.rows)]) for i, c in enumerate(t.columns)]
+        out += [_heading(t), _aligned(t.columns, t.columns, widths),
+                _aligned(t.columns, ["-" * w for w in widths], widths)]
+        out += [_aligned(t.columns, row, widths) for row in t.rows]
+        out += [f"  note: {n}" for n in t.notes] + [""]
+    out.append("metric: mean ± std over ok seeds; steps: median to 10% of the initial train "
+               "loss (k/n: seeds that reached it); align.: centred NTK-target alignment at "
+               "init; drift: ‖K_T − K_0‖_F / ‖K_0‖_F")
+    return "\n".join(out) + "\n"
