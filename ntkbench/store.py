@@ -116,7 +116,8 @@ def records_to_frame(records: Iterable[dict[str, Any]]):  # -> pandas.DataFrame
         return df
     first = ["trial_hash", "status", "task", "initializer", "init_label", "backend", "seed"]
     cols = [c for c in first if c in df.columns] + [c for c in df.columns if c not in first]
-    return df[cols]
+    order = [c for c in ("task", "init_label", "sweep_label", "backend", "seed") if c in df]
+    return df[cols].sort_values(order, kind="stable").reset_index(drop=True)
 
 
 def _to_parquet(df, path: Path) -> None:

@@ -77,8 +77,10 @@ def _report(summary, trials, out: Path) -> None:
               "(use --retry-failed to re-run failures)", file=sys.stderr)
     for lost in summary.lost:
         print(f"not recorded (worker crashed; re-run to retry): {lost}", file=sys.stderr)
+    order = {t.trial_hash: i for i, t in enumerate(trials)}  # the suite's order of tasks
     df = load_results(out)
-    df = df[df["trial_hash"].isin({t.trial_hash for t in trials})]
+    df = df[df["trial_hash"].isin(order)]
+    df = df.sort_values("trial_hash", key=lambda h: h.map(order)).reset_index(drop=True)
     bad = df[df["status"] != "ok"]
     for _, row in bad.head(10).iterrows():
         print(f"{row['status']}: {row['task']} | {row['init_label']} | seed={row['seed']}: "
