@@ -106,12 +106,12 @@ def test_samples_per_cycle_ties_frequency_to_sample_count():
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"n_samples": 3}, "n_samples must be an integer ≥ 4"),
+    ({"n_samples": 3}, "n_samples must be an integer >= 4"),
     ({"n_samples": 10.5}, "n_samples must be an integer"),
     ({"train_fraction": 0.0}, "strictly between 0 and 1"),
     ({"train_fraction": 1.0}, "strictly between 0 and 1"),
     ({"n_samples": 4, "train_fraction": 0.95}, "both need at least one"),
-    ({"noise": -0.1}, "noise must be ≥ 0"),
+    ({"noise": -0.1}, "noise must be >= 0"),
     ({"frequency": 0.0}, "frequency must be > 0"),
     ({"frequency": float("nan")}, "frequency must be finite"),
     ({"samples_per_cycle": -2.0}, "samples_per_cycle must be > 0"),
@@ -195,11 +195,11 @@ def test_targets_2d_unknown_target_suggests_name():
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"n_train": 0}, "n_train must be an integer ≥ 1"),
-    ({"n_test": 0}, "n_test must be an integer ≥ 1"),
+    ({"n_train": 0}, "n_train must be an integer >= 1"),
+    ({"n_test": 0}, "n_test must be an integer >= 1"),
     ({"n_train": "many"}, "n_train must be an integer"),
     ({"n_train": True}, "n_train must be an integer"),
-    ({"noise": -1.0}, "noise must be ≥ 0"),
+    ({"noise": -1.0}, "noise must be >= 0"),
     ({"noise": float("inf")}, "noise must be finite"),
 ])
 def test_targets_2d_invalid_params(kwargs, message):

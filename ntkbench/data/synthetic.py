@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ntkbench.checks import integer, nonnegative, positive, real
 from ntkbench.data.base import Dataset, register_task
 from ntkbench.registry import suggest
 
@@ -112,8 +113,8 @@ def oscillatory_1d(
     Returns:
         Dataset with ``x`` of shape ``(n, 1)`` and ``y`` of shape ``(n, 1)``, float64.
     """
-    n_samples = _integer("n_samples", n_samples, minimum=4)
-    train_fraction = _real("train_fraction", train_fraction)
+    n_samples = integer("n_samples", n_samples, minimum=4)
+    train_fraction = real("train_fraction", train_fraction)
     if not 0.0 < train_fraction < 1.0:
         raise ValueError(f"train_fraction must be strictly between 0 and 1, got {train_fraction}")
     n_train = int(round(train_fraction * n_samples))
@@ -122,12 +123,12 @@ def oscillatory_1d(
             f"train_fraction={train_fraction} with n_samples={n_samples} leaves "
             f"{n_train} training and {n_samples - n_train} test points; both need at least one"
         )
-    noise = _nonnegative("noise", noise)
+    noise = nonnegative("noise", noise)
     if samples_per_cycle is None:
-        freq = _positive("frequency", frequency)
+        freq = positive("frequency", frequency)
     else:
         freq = oscillatory_1d_frequency(
-            n_train, _positive("samples_per_cycle", samples_per_cycle))
+            n_train, positive("samples_per_cycle", samples_per_cycle))
 
     rng = np.random.default_rng(seed)
     x = rng.uniform(-1.0, 1.0, size=(n_samples, 1))
@@ -227,9 +228,9 @@ def targets_2d(
         if "did you mean" in hint:  # otherwise suggest() already lists the valid names
             hint += f" (valid: {', '.join(sorted(TARGETS))})"
         raise ValueError(f"unknown 2-D target {target!r}{hint}")
-    n_train = _integer("n_train", n_train, minimum=1)
-    n_test = _integer("n_test", n_test, minimum=1)
-    noise = _nonnegative("noise", noise)
+    n_train = integer("n_train", n_train, minimum=1)
+    n_test = integer("n_test", n_test, minimum=1)
+    noise = nonnegative("noise", noise)
     fn = TARGETS[target]
 
     rng = np.random.default_rng(seed)
@@ -244,37 +245,3 @@ def targets_2d(
         kind="regression",
         input_shape=None,
     )
-
-
-def _integer(name: str, value: object, *, minimum: int) -> int:
-    """``value`` as an int ``≥ minimum``; whole floats (``512.0`` from YAML) are accepted."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be an integer ≥ {minimum}, got {value!r}")
-    if not float(value).is_integer() or value < minimum:
-        raise ValueError(f"{name} must be an integer ≥ {minimum}, got {value!r}")
-    return int(value)
-
-
-def _real(name: str, value: object) -> float:
-    """``value`` as a finite float."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    if not np.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return float(value)
-
-
-def _positive(name: str, value: object) -> float:
-    """``value`` as a finite float ``> 0``."""
-    out = _real(name, value)
-    if out <= 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    return out
-
-
-def _nonnegative(name: str, value: object) -> float:
-    """``value`` as a finite float ``≥ 0``."""
-    out = _real(name, value)
-    if out < 0:
-        raise ValueError(f"{name} must be ≥ 0, got {value!r}")
-    return out

@@ -15,11 +15,11 @@ Every function draws only from ``rng``; biases stay zero (no ``bias`` attribute)
 from __future__ import annotations
 
 import math
-from numbers import Real
 
 import numpy as np
 
 from ntkbench import registry
+from ntkbench.checks import nonnegative, real
 from ntkbench.models import LayerInfo
 
 Shape = tuple[int, ...]
@@ -31,22 +31,6 @@ UNIT_GAIN = (
 )
 NONLINEARITIES = (*UNIT_GAIN, "tanh", "relu", "leaky_relu", "selu")
 FAN_MODES = ("fan_in", "fan_out")
-
-
-def _real(name: str, value: object) -> float:
-    """``value`` as a finite float, or a ``ValueError`` naming the parameter."""
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return float(value)
-
-
-def _nonnegative(name: str, value: object) -> float:
-    x = _real(name, value)
-    if x < 0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
-    return x
 
 
 def compute_fans(shape: Shape) -> tuple[int, int]:
@@ -88,7 +72,7 @@ def calculate_gain(nonlinearity: str, negative_slope: float = 0.0) -> float:
     if nonlinearity == "relu":
         return math.sqrt(2.0)
     if nonlinearity == "leaky_relu":
-        slope = _real("negative_slope", negative_slope)
+        slope = real("negative_slope", negative_slope)
         return math.sqrt(2.0 / (1 + slope**2))
     if nonlinearity == "selu":
         return 3.0 / 4
@@ -101,7 +85,7 @@ def he_scale(shape: Shape, mode: str, nonlinearity: str, negative_slope: float) 
     """``gain / √fan`` for :func:`he_normal` / :func:`he_uniform`, with checked parameters."""
     if mode not in FAN_MODES:
         raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(FAN_MODES)}")
-    if nonlinearity != "leaky_relu" and _real("negative_slope", negative_slope) != 0:
+    if nonlinearity != "leaky_relu" and real("negative_slope", negative_slope) != 0:
         raise ValueError(
             f"negative_slope only applies to nonlinearity='leaky_relu', got "
             f"nonlinearity={nonlinearity!r} with negative_slope={negative_slope!r}"
@@ -114,7 +98,7 @@ def he_scale(shape: Shape, mode: str, nonlinearity: str, negative_slope: float) 
 def xavier_std(shape: Shape, gain: float) -> float:
     """``gain · √(2 / (fan_in + fan_out))``, the Glorot standard deviation."""
     fan_in, fan_out = compute_fans(shape)
-    return _nonnegative("gain", gain) * math.sqrt(2.0 / (fan_in + fan_out))
+    return nonnegative("gain", gain) * math.sqrt(2.0 / (fan_in + fan_out))
 
 
 @registry.initializers.register("zeros")
@@ -143,7 +127,7 @@ def constant(
 
     As ``torch.nn.init.constant_``.
     """
-    return np.full(shape, _real("value", value))
+    return np.full(shape, real("value", value))
 
 
 @registry.initializers.register("normal")
@@ -155,7 +139,7 @@ def normal(
 
     As ``torch.nn.init.normal_``; the scale does not adapt to the fans.
     """
-    return rng.normal(_real("mean", mean), _nonnegative("std", std), size=shape)
+    return rng.normal(real("mean", mean), nonnegative("std", std), size=shape)
 
 
 @registry.initializers.register("uniform")
@@ -167,7 +151,7 @@ def uniform(
 
     As ``torch.nn.init.uniform_`` (with torch's default interval [-1, 1] rather than [0, 1)).
     """
-    lo, hi = _real("a", a), _real("b", b)
+    lo, hi = real("a", a), real("b", b)
     if not lo < hi:
         raise ValueError(f"uniform needs a < b, got a={a!r}, b={b!r}")
     return rng.uniform(lo, hi, size=shape)
@@ -263,7 +247,7 @@ def orthogonal(
     Reference: Saxe et al. 2014, "Exact solutions to the nonlinear dynamics of learning in deep
     linear neural networks", ICLR. As ``torch.nn.init.orthogonal_``.
     """
-    scale = _nonnegative("gain", gain)
+    scale = nonnegative("gain", gain)
     shape = tuple(shape)
     if len(shape) < 2:
         raise ValueError(f"orthogonal needs a weight shape with at least 2 dimensions, got {shape}")

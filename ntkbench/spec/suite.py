@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -156,18 +156,24 @@ class _SuiteReader:
     def _command_line_error(self, loc: Loc, message: str) -> None:
         self.doc.problems.append(Problem("<command line>", None, field_name(loc[:1]), message))
 
+    def _named_entries(self, key: str, noun: str) -> Iterator[tuple[Loc, dict]]:
+        """Items of the list ``key`` as mappings: a bare ``name`` becomes ``{"name": name}``;
+        anything else is reported and skipped."""
+        for i, item in enumerate(self._list(key, f"{noun} names")):
+            loc = (key, i)
+            if isinstance(item, str):
+                yield loc, {"name": item}
+            elif isinstance(item, dict):
+                yield loc, item
+            else:
+                self._error(loc, f"expected {'an' if noun[0] in 'aeiou' else 'a'} {noun} name "
+                                 f"or a mapping with 'name', got {show(item)}")
+
     # tasks -----------------------------------------------------------------------------------
 
     def _tasks(self) -> list[TaskConfig]:
         out = []
-        for i, item in enumerate(self._list("tasks", "task names")):
-            loc = ("tasks", i)
-            if isinstance(item, str):
-                item = {"name": item}
-            elif not isinstance(item, dict):
-                self._error(loc, f"expected a task name or a mapping with 'name', "
-                                 f"got {show(item)}")
-                continue
+        for loc, item in self._named_entries("tasks", "task"):
             for key in item:
                 if key not in TASK_ENTRY_FIELDS:
                     self._error(loc + (key,), f"unknown field {key!r}"
@@ -232,14 +238,7 @@ class _SuiteReader:
 
     def _initializers(self) -> list[tuple[InitializerConfig, registry.Entry]]:
         out = []
-        for i, item in enumerate(self._list("initializers", "initializer names")):
-            loc = ("initializers", i)
-            if isinstance(item, str):
-                item = {"name": item}
-            elif not isinstance(item, dict):
-                self._error(loc, f"expected an initializer name or a mapping with 'name', "
-                                 f"got {show(item)}")
-                continue
+        for loc, item in self._named_entries("initializers", "initializer"):
             try:
                 cfg = InitializerConfig.model_validate(item)
             except ValidationError as exc:

@@ -1,0 +1,48 @@
+"""Device selection on the torch backend; the CUDA tests run only where a GPU is present."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_trial
+
+import ntkbench as nb
+from ntkbench.backends import torch_backend
+from ntkbench.execute import run_trial
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")
+def test_auto_is_cpu_and_cuda_is_a_clear_error_without_a_gpu():
+    assert torch_backend.resolve_device("auto") == "cpu"
+    with pytest.raises(RuntimeError, match="sees no CUDA GPU"):
+        torch_backend.resolve_device("cuda")
+    rec = run_trial(tiny_trial(device="cuda"))
+    assert rec["status"] == "failed" and "no CUDA GPU" in rec["error"]
+
+
+def test_record_names_the_device():
+    rec = run_trial(tiny_trial(device="auto"))
+    assert rec["device"] == "auto" and rec["device_resolved"] in ("cpu", "cuda")
+    assert rec["device_name"]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-10), ("float32", 1e-4)])
+def test_cuda_ntk_matches_cpu(dtype, rtol):
+    rng = np.random.default_rng(0)
+    model = nb.MLP(in_dim=5, width=128, depth=3, out_dim=2, activation="gelu")
+    weights = nb.initialize(model, "he_normal", seed=1)
+    x = rng.normal(size=(64, 5))
+    cpu = nb.empirical_ntk(model, weights, x, dtype=dtype, device="cpu")
+    gpu = nb.empirical_ntk(model, weights, x, dtype=dtype, device="cuda")
+    np.testing.assert_allclose(gpu, cpu, rtol=rtol, atol=rtol * np.abs(cpu).max())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_trial_records_gpu_name_and_memory():
+    rec = run_trial(tiny_trial(device="cuda"))
+    assert rec["status"] == "ok", rec.get("error")
+    assert rec["device_resolved"] == "cuda"
+    assert rec["device_name"] == torch.cuda.get_device_name(0)
+    assert rec["peak_memory_mb"] > 0
