@@ -2,7 +2,7 @@
 
 :func:`run_trial` never raises for a problem inside the trial: a crash becomes a record with
 ``status: failed`` and the error, a loss that blows up becomes ``status: diverged``. The record
-is one flat, JSON-serialisable dict (see ``docs`` in README, "Result records").
+is one flat, JSON-serialisable dict (its fields are listed in README, "Results").
 """
 
 from __future__ import annotations

@@ -157,7 +157,10 @@ def test_killed_run_resumes_with_every_trial_recorded_once(tmp_path, sig):
     cmd = [sys.executable, "-m", "ntkbench.cli.main", "run", str(suite), "--out", str(run_dir),
            "--no-progress", "--jobs", "1"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # A shell that started pytest in the background may have left SIGINT ignored; a user's
+    # terminal never does, so restore the default for the child.
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while time.time() < deadline and len(_records(run_dir) if run_dir.exists() else []) < 2:
         time.sleep(0.05)
