@@ -95,3 +95,15 @@ def test_log_steps_and_steps_to_fraction():
     assert steps_to_fraction(losses, list(range(5)), 0.1) == 2
     assert steps_to_fraction(losses, [0, 10, 20, 40, 80], 0.01) is None
     assert steps_to_fraction(losses, [0, 10, 20, 40, 80], 0.05) == 40
+
+
+def test_minibatch_log_always_starts_at_step_0():
+    # steps-to-fraction needs the loss at step 0 even when 0 is not a checkpoint.
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(32, 2)), rng.normal(size=(32, 1))
+    model = nb.MLP(in_dim=2, width=8, depth=1, out_dim=1)
+    net = Network(model, nb.initialize(model, "he_normal", seed=0))
+    seen = []
+    log = net.train(x, y, TrainingConfig(optimizer="sgd", lr=0.01, steps=20, batch_size=8),
+                    seed=0, checkpoints=[20], on_checkpoint=lambda s, v: seen.append(s))
+    assert log.loss_steps == [0, 20] and seen == [20] and len(log.losses) == 2

@@ -205,29 +205,22 @@ class Network:
                                                             training.steps, seed)
         checkpoint_set = set(checkpoints)
         log = TrainLog(exact=full_batch)
-
-        def full_loss() -> float:
-            with torch.no_grad():
-                return float(self.loss(self.apply(xt), yt, training.loss))
-
-        initial = full_loss()
-        limit = training.diverge_factor * max(initial, 1e-30)
+        limit = math.inf  # set from the loss at step 0
         for step in range(training.steps + 1):
             if full_batch:
-                out = self.apply(xt)
-                loss = self.loss(out, yt, training.loss)
-                value = loss.detach().item()
-                log.losses.append(value)
-            else:
-                value = None
+                loss = self.loss(self.apply(xt), yt, training.loss)
+                log.losses.append(loss.detach().item())
+            elif step == 0 or step in checkpoint_set:
+                # Minibatch steps see only a batch: measure the full train loss at
+                # checkpoints, and at step 0 so that steps-to-fraction has its reference.
+                with torch.no_grad():
+                    log.losses.append(self.loss(self.apply(xt), yt, training.loss).item())
+                log.loss_steps.append(step)
             if step in checkpoint_set:
-                current = value if value is not None else full_loss()
-                if not full_batch:
-                    log.losses.append(current)
-                    log.loss_steps.append(step)
-                on_checkpoint(step, current)
-            observed = value if value is not None else (log.losses[-1] if log.losses else initial)
-            if not math.isfinite(observed) or observed > limit:
+                on_checkpoint(step, log.losses[-1])
+            if step == 0:
+                limit = training.diverge_factor * max(log.losses[0], 1e-30)
+            if not math.isfinite(log.losses[-1]) or log.losses[-1] > limit:
                 log.diverged_at = step
                 return log
             if step == training.steps:
