@@ -33,9 +33,15 @@ def test_cuda_ntk_matches_cpu(dtype, rtol):
     model = nb.MLP(in_dim=5, width=128, depth=3, out_dim=2, activation="gelu")
     weights = nb.initialize(model, "he_normal", seed=1)
     x = rng.normal(size=(64, 5))
-    cpu = nb.empirical_ntk(model, weights, x, dtype=dtype, device="cpu")
-    gpu = nb.empirical_ntk(model, weights, x, dtype=dtype, device="cuda")
-    np.testing.assert_allclose(gpu, cpu, rtol=rtol, atol=rtol * np.abs(cpu).max())
+    for kwargs in ({}, {"full": True, "chunk_size": 7}, {"per_layer": True, "chunk_size": 20}):
+        cpu = nb.empirical_ntk(model, weights, x, dtype=dtype, device="cpu", **kwargs)
+        gpu = nb.empirical_ntk(model, weights, x, dtype=dtype, device="cuda", **kwargs)
+        np.testing.assert_allclose(gpu, cpu, rtol=rtol, atol=rtol * np.abs(cpu).max())
+    cross_cpu = nb.empirical_ntk(model, weights, x[:10], x, dtype=dtype, device="cpu")
+    cross_gpu = nb.empirical_ntk(model, weights, x[:10], x, dtype=dtype, device="cuda",
+                                 chunk_size=3)
+    np.testing.assert_allclose(cross_gpu, cross_cpu, rtol=rtol,
+                               atol=rtol * np.abs(cross_cpu).max())
 
 
 @pytest.mark.gpu
@@ -46,3 +52,9 @@ def test_cuda_trial_records_gpu_name_and_memory():
     assert rec["device_resolved"] == "cuda"
     assert rec["device_name"] == torch.cuda.get_device_name(0)
     assert rec["peak_memory_mb"] > 0
+    cpu = run_trial(tiny_trial(device="cpu"))
+    # The NTK probes ran on the GPU too and see the same network as on the CPU.
+    assert rec["ntk_init"]["analytic_distance"] == pytest.approx(
+        cpu["ntk_init"]["analytic_distance"], rel=1e-3)
+    assert rec["linearized"]["gap_train"] == pytest.approx(cpu["linearized"]["gap_train"],
+                                                           rel=0.05, abs=1e-4)

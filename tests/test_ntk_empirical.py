@@ -45,11 +45,12 @@ class _Lambda(torch.nn.Module):
         return self.fn(x)
 
 
-def _jacobian_ntk(model: nb.MLP, weights: list[dict], x1, x2) -> np.ndarray:
+def _jacobian_ntk(model: nb.MLP, weights: list[dict], x1, x2, layers=None) -> np.ndarray:
     """Reference: materialise per-example Jacobians with torch.func and contract them.
 
     The module holds ``s_W·W`` as its parameter; the network's parameter is ``W``, so each
-    Jacobian block is rescaled by the chain rule: ∂f/∂W = s_W · ∂f/∂(s_W W).
+    Jacobian block is rescaled by the chain rule: ∂f/∂W = s_W · ∂f/∂(s_W W). ``layers``
+    restricts the contraction to the parameters of those weight layers.
     """
     net = _module(model, weights)
     params = {k: v.detach() for k, v in net.named_parameters()}
@@ -67,6 +68,8 @@ def _jacobian_ntk(model: nb.MLP, weights: list[dict], x1, x2) -> np.ndarray:
     j2 = jacrev(f)(params, torch.tensor(x2))
     K = 0
     for name in params:
+        if layers is not None and int(name.split(".")[0]) // 2 not in layers:
+            continue
         a = j1[name].flatten(2) * chain[name]
         b = j2[name].flatten(2) * chain[name]
         K = K + torch.einsum("iop,jqp->ijoq", a, b)
@@ -84,8 +87,8 @@ def test_matches_jacobian_contraction(activation, parameterization):
     ref = _jacobian_ntk(model, weights, x1, x2)
     full = nb.empirical_ntk(model, weights, x1, x2, full=True)
     traced = nb.empirical_ntk(model, weights, x1, x2)
-    np.testing.assert_allclose(full, ref, rtol=1e-6, atol=1e-12 * np.abs(ref).max())
-    np.testing.assert_allclose(traced, np.einsum("ijoo->ij", ref), rtol=1e-6)
+    np.testing.assert_allclose(full, ref, rtol=1e-8, atol=1e-12 * np.abs(ref).max())
+    np.testing.assert_allclose(traced, np.einsum("ijoo->ij", ref), rtol=1e-8)
 
 
 def test_gram_is_symmetric_psd_and_cross_kernel_consistent():
@@ -112,7 +115,7 @@ def test_no_bias_and_linear_model():
     weights = _random_weights(model_nb, rng)
     ref = _jacobian_ntk(model_nb, weights, x, x)
     np.testing.assert_allclose(nb.empirical_ntk(model_nb, weights, x, full=True), ref,
-                               rtol=1e-6)
+                               rtol=1e-8)
 
 
 def test_float32_close_to_float64():
@@ -130,3 +133,47 @@ def test_rejects_wrong_input_shape():
     weights = nb.initialize(model, "he_normal", seed=0)
     with pytest.raises(ValueError, match=r"\(n, 3\)"):
         nb.empirical_ntk(model, weights, np.zeros((2, 4)))
+
+
+@pytest.mark.parametrize("parameterization", ["standard", "ntk"])
+def test_per_layer_contributions_match_each_layers_jacobian(parameterization):
+    rng = np.random.default_rng(11)
+    model = nb.MLP(in_dim=3, width=7, depth=2, out_dim=2, activation="tanh",
+                   parameterization=parameterization, w_std=1.5, b_std=0.3)
+    weights = _random_weights(model, rng)
+    x1, x2 = rng.normal(size=(5, 3)), rng.normal(size=(4, 3))
+    layers = nb.empirical_ntk(model, weights, x1, x2, per_layer=True)
+    assert layers.shape == (3, 5, 4)
+    for i in range(3):
+        ref = np.einsum("ijoo->ij", _jacobian_ntk(model, weights, x1, x2, layers={i}))
+        np.testing.assert_allclose(layers[i], ref, rtol=1e-8, atol=1e-14)
+    np.testing.assert_allclose(layers.sum(0), nb.empirical_ntk(model, weights, x1, x2),
+                               rtol=1e-12)
+    full_layers = nb.empirical_ntk(model, weights, x1, x2, per_layer=True, full=True)
+    np.testing.assert_allclose(np.einsum("lijoo->lij", full_layers), layers, rtol=1e-12)
+
+
+@pytest.mark.parametrize("full", [False, True])
+@pytest.mark.parametrize("chunk_size", [1, 3, 4, 100])
+def test_chunked_kernel_equals_single_block(chunk_size, full):
+    rng = np.random.default_rng(5)
+    model = nb.MLP(in_dim=3, width=8, depth=2, out_dim=2, activation="gelu")
+    weights = _random_weights(model, rng)
+    x1, x2 = rng.normal(size=(10, 3)), rng.normal(size=(7, 3))
+    for a, b in ((x1, None), (x1, x2), (x2, x1)):
+        ref = nb.empirical_ntk(model, weights, a, b, full=full, chunk_size=10**6)
+        got = nb.empirical_ntk(model, weights, a, b, full=full, chunk_size=chunk_size)
+        np.testing.assert_allclose(got, ref, rtol=1e-13, atol=1e-13)
+    gram = nb.empirical_ntk(model, weights, x1, full=full, chunk_size=chunk_size)
+    np.testing.assert_allclose(gram, np.swapaxes(gram, 0, 1).swapaxes(2, 3) if full else gram.T,
+                               rtol=1e-13)
+    layers = nb.empirical_ntk(model, weights, x1, per_layer=True, chunk_size=chunk_size)
+    np.testing.assert_allclose(layers.sum(0), nb.empirical_ntk(model, weights, x1),
+                               rtol=1e-12)
+
+
+def test_rejects_nonpositive_chunk_size():
+    model = nb.MLP(in_dim=2, width=4, depth=1)
+    weights = nb.initialize(model, "he_normal", seed=0)
+    with pytest.raises(ValueError, match="chunk_size"):
+        nb.empirical_ntk(model, weights, np.zeros((3, 2)), chunk_size=0)

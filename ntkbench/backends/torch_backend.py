@@ -14,12 +14,14 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from ntkbench.backends.torch_ntk import structured_ntk
 from ntkbench.config import TrainingConfig
 from ntkbench.models import MLP
 
 name = "torch"
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 _SQRT_2_OVER_PI = 2.0 / math.sqrt(math.pi)
 
 
@@ -95,7 +97,10 @@ class Network:
         return torch.cuda.max_memory_allocated(self.device) / 2**20
 
     def _tensor(self, x: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(x), dtype=self.dtype, device=self.device).clone()
+        """A fresh tensor of this network's dtype on its device (never a view of ``x``)."""
+        # Cast on the host first: the copy to a GPU then moves the narrow type.
+        x = np.array(x, dtype=_NUMPY_DTYPES[self.dtype], order="C", copy=True)
+        return torch.from_numpy(x).to(self.device)
 
     def weights(self) -> list[dict[str, np.ndarray]]:
         """Current weights in the neutral format (float64 numpy)."""
@@ -132,48 +137,22 @@ class Network:
         with torch.no_grad():
             return self.apply(self._tensor(x)).double().cpu().numpy()
 
-    def _sensitivities(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Layer inputs ``A_l`` (n, fan_in) and output sensitivities ``Δ_l = ∂f/∂z_l``
-        (n, out_dim, fan_out) for every layer, by one forward and one backward sweep."""
-        inputs, pre, _ = self._layer_inputs(x)
-        n, out_dim = x.shape[0], self.model.out_dim
-        eye = torch.eye(out_dim, dtype=self.dtype, device=self.device)
-        delta = eye.expand(n, out_dim, out_dim)
-        deltas = [delta]
-        for i in range(len(self.scales) - 1, 0, -1):
-            sw = self.scales[i][0]
-            W = self.params[2 * i]
-            delta = (delta @ (sw * W)) * self.dact(pre[i - 1]).unsqueeze(1)
-            deltas.append(delta)
-        return inputs, deltas[::-1]
-
-    def ntk(self, x1: np.ndarray, x2: np.ndarray | None = None, *,
-            full: bool = False) -> np.ndarray:
+    def ntk(self, x1: np.ndarray, x2: np.ndarray | None = None, *, full: bool = False,
+            per_layer: bool = False, chunk_size: int | None = None) -> np.ndarray:
         """Empirical NTK ``Θ(x1, x2) = Σ_p ∂f(x1)/∂θ_p · ∂f(x2)/∂θ_p`` by layer structure.
 
-        For a dense layer ``z = s_W·W a + s_b·b`` the per-example gradient of output ``o`` is an
-        outer product ``s_W·δ_o aᵀ`` (and ``s_b·δ_o`` for the bias), so that layer contributes
-        ``(s_W² A1 A2ᵀ + s_b²) ⊙ Σ_o Δ1_o Δ2_oᵀ`` to the traced kernel. Summed over layers this
-        is exact and costs one forward pass, one backward sweep of per-example sensitivities and
-        a few Gram products — no per-example Jacobian is ever formed.
+        Each dense layer contributes ``(s_W² A1 A2ᵀ + s_b²) ⊙ Σ_o Δ1_o Δ2_oᵀ``; no per-example
+        Jacobian is formed (see :mod:`ntkbench.backends.torch_ntk`).
 
         Returns:
-            ``(n1, n2)`` kernel summed over outputs, or the ``(n1, n2, O, O)`` block if ``full``.
+            float64 ``(n1, n2)`` kernel summed over outputs, ``(n1, n2, O, O)`` if ``full``;
+            ``per_layer`` adds a leading axis with one contribution per weight layer.
         """
-        with torch.no_grad():
-            a1, d1 = self._sensitivities(self._tensor(x1))
-            a2, d2 = (a1, d1) if x2 is None else self._sensitivities(self._tensor(x2))
-            K = None
-            for (sw, sb), A1, A2, D1, D2 in zip(self.scales, a1, a2, d1, d2, strict=True):
-                gram = sw * sw * (A1 @ A2.T)
-                if self.model.bias:
-                    gram = gram + sb * sb
-                if full:
-                    term = gram[:, :, None, None] * torch.einsum("iok,jpk->ijop", D1, D2)
-                else:
-                    term = gram * (D1.flatten(1) @ D2.flatten(1).T)
-                K = term if K is None else K + term
-            return K.double().cpu().numpy()
+        t1 = self._tensor(x1)
+        t2 = None if x2 is None else self._tensor(x2)
+        return structured_ntk(self.params, self.scales, self.act, self.dact, t1, t2,
+                              bias=self.model.bias, out_dim=self.model.out_dim, full=full,
+                              per_layer=per_layer, chunk_size=chunk_size)
 
     def loss(self, out: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
         """``mse``: ``1/(2n) Σ_i ‖f_i − y_i‖²``; ``cross_entropy``: mean over samples."""
@@ -263,7 +242,8 @@ def minibatch_indices(n: int, batch_size: int, steps: int, seed: int) -> list[np
 
 def empirical_ntk(model: MLP, weights: list[dict[str, np.ndarray]], x1: np.ndarray,
                   x2: np.ndarray | None = None, *, dtype: str = "float64",
-                  device: str = "cpu", full: bool = False) -> np.ndarray:
+                  device: str = "cpu", full: bool = False, per_layer: bool = False,
+                  chunk_size: int | None = None) -> np.ndarray:
     """See :func:`ntkbench.ntk.empirical.empirical_ntk`."""
     return Network(model, weights, dtype=dtype, device=resolve_device(device)).ntk(
-        x1, x2, full=full)
+        x1, x2, full=full, per_layer=per_layer, chunk_size=chunk_size)

@@ -10,7 +10,8 @@ from ntkbench.models import MLP
 
 def empirical_ntk(model: MLP, weights: list[dict[str, np.ndarray]], x1: np.ndarray,
                   x2: np.ndarray | None = None, *, backend: str = "torch", device: str = "cpu",
-                  dtype: str = "float64", full: bool = False) -> np.ndarray:
+                  dtype: str = "float64", full: bool = False, per_layer: bool = False,
+                  chunk_size: int | None = None) -> np.ndarray:
     """Empirical NTK ``Θ(x1, x2)_ij = Σ_o ⟨∂f_o(x1_i)/∂θ, ∂f_o(x2_j)/∂θ⟩`` (Jacot et al. 2018).
 
     Args:
@@ -22,12 +23,18 @@ def empirical_ntk(model: MLP, weights: list[dict[str, np.ndarray]], x1: np.ndarr
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
         dtype: precision of the computation, ``"float64"`` (default) or ``"float32"``.
         full: return the ``(n1, n2, out_dim, out_dim)`` block instead of the trace over outputs.
+        per_layer: return each weight layer's contribution separately, stacked on a leading
+            axis of length ``depth + 1`` (first layer first); their sum is the kernel.
+        chunk_size: examples per block of rows/columns. ``None`` sizes blocks so that their
+            temporaries stay near 512 MiB; the float64 result itself is ``8·n1·n2`` bytes.
 
     Returns:
-        float64 numpy array ``(n1, n2)`` (or the full block).
+        float64 numpy array ``(n1, n2)``, ``(n1, n2, O, O)`` if ``full``, with a leading layer
+        axis if ``per_layer``.
 
-    The kernel is computed from the layer structure (see the backend's ``Network.ntk``): exact,
-    without materialising per-example Jacobians.
+    The kernel is computed from the layer structure (see :mod:`ntkbench.backends.torch_ntk`):
+    each dense layer contributes ``(s_W² A1 A2ᵀ + s_b²) ⊙ Σ_o Δ1_o Δ2_oᵀ`` with ``A`` its
+    inputs and ``Δ`` the per-example output sensitivities. Exact, with no per-example Jacobian.
     """
     x1 = np.asarray(x1, dtype=np.float64)
     if x1.ndim != 2 or x1.shape[1] != model.in_dim:
@@ -36,5 +43,8 @@ def empirical_ntk(model: MLP, weights: list[dict[str, np.ndarray]], x1: np.ndarr
         x2 = np.asarray(x2, dtype=np.float64)
         if x2.ndim != 2 or x2.shape[1] != model.in_dim:
             raise ValueError(f"x2 must have shape (n, {model.in_dim}), got {x2.shape}")
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive number of examples, got {chunk_size}")
     return get_backend(backend).empirical_ntk(model, weights, x1, x2, dtype=dtype,
-                                              device=device, full=full)
+                                              device=device, full=full, per_layer=per_layer,
+                                              chunk_size=chunk_size)
