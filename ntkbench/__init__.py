@@ -6,6 +6,7 @@ Public API::
     model = nb.MLP(in_dim=1, width=256, depth=2, out_dim=1, activation="relu")
     weights = nb.initialize(model, "he_normal", seed=0)
     K = nb.empirical_ntk(model, weights, x1, x2=None, backend="torch", device="cpu")
+    nngp, ntk = nb.analytic_kernels(x1, x2=None, depth=2, activation="relu", w_std=1.0)
     df = nb.load_results("results/default")
 
 Heavy backends (torch, jax) are imported only when a backend is used.
@@ -18,12 +19,14 @@ from typing import Any
 from ntkbench._version import __version__
 from ntkbench.initializers import initialize
 from ntkbench.models import MLP, LayerInfo
+from ntkbench.ntk.analytic import analytic_kernels
 from ntkbench.registry import register_initializer
 
 __all__ = [
     "MLP",
     "LayerInfo",
     "__version__",
+    "analytic_kernels",
     "empirical_ntk",
     "initialize",
     "load_results",
