@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy.linalg import expm
 
 from ntkbench.ntk.metrics import (
     Spectrum,
@@ -15,15 +16,20 @@ from ntkbench.ntk.metrics import (
     kernel_target_alignment,
     lambda_max,
     lambda_min,
+    loss_decrease_rate,
     ntk_summary,
+    power_law_exponent,
     relative_drift,
+    rkhs_norm_complexity,
     spectrum,
+    stable_rank,
     top_k_alignment,
 )
 
 SUMMARY_KEYS = {"kernel_target_alignment", "centered_alignment", "top1_alignment",
                 "top10_alignment", "top10pct_alignment", "lambda_max", "lambda_min",
-                "condition_number", "effective_rank", "trace"}
+                "condition_number", "effective_rank", "trace", "stable_rank",
+                "power_law_exponent", "loss_decrease_rate", "rkhs_norm_complexity"}
 
 # 3×3 worked example: K = [[2,1,0],[1,2,1],[0,1,2]], y = (1, 0, −1).
 #   yyᵀ = [[1,0,−1],[0,0,0],[−1,0,1]];  ⟨K, yyᵀ⟩ = 2 + 2 − 0 − 0 = 4;
@@ -225,6 +231,175 @@ def test_non_finite_kernel_is_rejected_by_spectrum():
         spectrum(np.array([[1.0, np.nan], [np.nan, 1.0]]))
 
 
+# --- stable rank and spectral decay --------------------------------------------------------
+
+@pytest.mark.parametrize("n", [1, 4, 9])
+def test_stable_rank_of_scaled_identity_is_n(n):
+    assert stable_rank(np.eye(n)) == pytest.approx(n, rel=1e-14)
+    assert stable_rank(0.01 * np.eye(n)) == pytest.approx(n, rel=1e-14)
+
+
+def test_stable_rank_known_answers():
+    v = np.random.default_rng(10).normal(size=7)
+    assert stable_rank(np.outer(v, v)) == pytest.approx(1.0, abs=1e-12)
+    assert stable_rank(np.diag([4.0, 3.0])) == pytest.approx(25 / 16, rel=1e-15)  # (16 + 9)/16
+    assert stable_rank(np.diag([2.0, -2.0, 1.0])) == pytest.approx(9 / 4, rel=1e-15)  # |λ|
+    assert stable_rank(np.diag([1.0, -3.0])) == pytest.approx(10 / 9, rel=1e-15)  # ‖K‖_2 = 3
+    assert math.isnan(stable_rank(np.zeros((3, 3))))
+
+
+def test_stable_rank_matches_matrix_norms_and_accepts_a_spectrum():
+    K, _ = _random_psd(8, np.array([6.0, 3.0, 2.5, 1.0, 0.7, 0.2, 0.1, 0.0]), seed=11)
+    expected = np.linalg.norm(K, "fro") ** 2 / np.linalg.norm(K, 2) ** 2
+    assert stable_rank(K) == pytest.approx(expected, rel=1e-12)
+    assert stable_rank(spectrum(K)) == stable_rank(K)
+    assert 1.0 <= stable_rank(K) <= effective_rank(K) + 1e-12 <= 7.0 + 1e-12
+
+
+@pytest.mark.parametrize("alpha", [0.5, 1.0, 2.0, 3.5])
+@pytest.mark.parametrize("prefactor", [1.0, 37.0])
+def test_power_law_exponent_recovers_alpha(alpha, prefactor):
+    n = 20
+    eigenvalues = prefactor * np.arange(1, n + 1, dtype=float) ** -alpha
+    K, _ = _random_psd(n, eigenvalues[::-1].copy(), seed=12)  # order of the input is irrelevant
+    assert power_law_exponent(K) == pytest.approx(alpha, abs=1e-9)
+    assert power_law_exponent(spectrum(K)) == power_law_exponent(K)
+
+
+def test_power_law_exponent_ignores_the_null_space():
+    # Rank 12 of 20: the eight zero eigenvalues are below the floor and left out of the fit.
+    eigenvalues = np.concatenate([np.arange(1, 13, dtype=float) ** -1.5, np.zeros(8)])
+    K, _ = _random_psd(20, eigenvalues, seed=13)
+    assert power_law_exponent(K) == pytest.approx(1.5, abs=1e-9)
+
+
+def test_power_law_exponent_fits_one_regime_of_a_broken_power_law():
+    # λ_i = i^-1 for i ≤ 10, then i^-3 (continuous at i = 10): each range recovers its own α.
+    i = np.arange(1, 31, dtype=float)
+    eigenvalues = np.where(i <= 10, 1 / i, 100 / i**3)
+    spec = Spectrum(eigenvalues, np.eye(30))
+    assert power_law_exponent(spec, index_range=(1, 10)) == pytest.approx(1.0, abs=1e-12)
+    assert power_law_exponent(spec, index_range=(10, 30)) == pytest.approx(3.0, abs=1e-12)
+    assert power_law_exponent(spec, index_range=(10, 1000)) == pytest.approx(3.0, abs=1e-12)
+    whole = power_law_exponent(spec)
+    assert 1.0 < whole < 3.0
+    # Least squares on (log i, log λ_i) with numpy's own polynomial fit.
+    assert whole == pytest.approx(-np.polyfit(np.log(i), np.log(eigenvalues), 1)[0], rel=1e-12)
+
+
+def test_power_law_exponent_floor_and_too_few_points():
+    i = np.arange(1, 11, dtype=float)
+    eigenvalues = i**-2.0
+    eigenvalues[5:] = 1e-12  # a plateau at 1e-12 ≤ 1e-10 · λ_1: dropped by the default floor
+    spec = Spectrum(eigenvalues, np.eye(10))
+    assert power_law_exponent(spec) == pytest.approx(2.0, abs=1e-12)
+    assert power_law_exponent(spec, rel_floor=0.0) > 5.0  # the drop to 1e-12 dominates
+    assert math.isnan(power_law_exponent(np.diag([1.0, 0.5, 0.0, 0.0])))  # two usable
+    assert math.isnan(power_law_exponent(spec, index_range=(2, 3)))
+    assert math.isnan(power_law_exponent(np.zeros((4, 4))))
+    with pytest.raises(ValueError, match="i_max"):
+        power_law_exponent(spec, index_range=(5, 2))
+    with pytest.raises(ValueError, match="rel_floor"):
+        power_law_exponent(spec, rel_floor=-1.0)
+
+
+# --- loss decrease rate and RKHS complexity ------------------------------------------------
+
+def test_loss_decrease_rate_matches_quadratic_form():
+    K = _random_psd(6, np.array([5.0, 3.0, 2.0, 1.0, 0.5, 0.1]), seed=14)[0]
+    rng = np.random.default_rng(15)
+    y, Y = rng.normal(size=6), rng.normal(size=(6, 3))
+    assert loss_decrease_rate(K, y) == pytest.approx(y @ K @ y / 6, rel=1e-13)
+    assert loss_decrease_rate(K, Y) == pytest.approx(np.trace(Y.T @ K @ Y) / 6, rel=1e-13)
+    assert loss_decrease_rate(K, Y) == pytest.approx(
+        sum(loss_decrease_rate(K, Y[:, j]) for j in range(3)), rel=1e-13)
+    assert loss_decrease_rate(K, np.zeros(6)) == 0.0
+
+
+def test_loss_decrease_rate_is_the_initial_slope_of_kernel_gradient_flow():
+    # Linearised gradient flow on L = ‖f − Y‖²/(2n) from f_0 = 0: f(t) = (I − e^{−ηKt/n}) Y.
+    # The documented normalisation: −dL/dt at t = 0 equals (η/n) · loss_decrease_rate.
+    n, eta, dt = 5, 0.7, 1e-6
+    K = _random_psd(n, np.array([4.0, 2.0, 1.0, 0.5, 0.25]), seed=16)[0]
+    Y = np.random.default_rng(17).normal(size=(n, 2))
+
+    def loss(t):
+        f = (np.eye(n) - expm(-eta * K * t / n)) @ Y
+        return np.sum((f - Y) ** 2) / (2 * n)
+
+    slope = (loss(dt) - loss(-dt)) / (2 * dt)
+    assert -slope == pytest.approx(eta / n * loss_decrease_rate(K, Y), rel=1e-7)
+
+
+def test_rkhs_norm_complexity_matches_a_linear_solve():
+    K = _random_psd(7, np.array([9.0, 4.0, 2.0, 1.0, 0.3, 0.05, 0.01]), seed=18)[0]
+    rng = np.random.default_rng(19)
+    y, Y = rng.normal(size=7), rng.normal(size=(7, 2))
+    assert rkhs_norm_complexity(K, y) == pytest.approx(y @ np.linalg.solve(K, y) / 7, rel=1e-11)
+    assert rkhs_norm_complexity(K, Y) == pytest.approx(
+        np.trace(Y.T @ np.linalg.solve(K, Y)) / 7, rel=1e-11)
+    ridge = K + 0.2 * np.eye(7)
+    assert rkhs_norm_complexity(K, Y, reg=0.2) == pytest.approx(
+        np.trace(Y.T @ np.linalg.solve(ridge, Y)) / 7, rel=1e-12)
+    assert rkhs_norm_complexity(spectrum(K), Y) == rkhs_norm_complexity(K, Y)
+
+
+def test_rkhs_norm_complexity_hand_computed_and_arora_bound():
+    # diag(2, 4), y = (1, 2): yᵀK⁻¹y = 1/2 + 1 = 3/2, over n = 2 → 3/4; bound √(2·3/4).
+    K, y = np.diag([2.0, 4.0]), np.array([1.0, 2.0])
+    assert rkhs_norm_complexity(K, y) == pytest.approx(0.75, rel=1e-15)
+    assert math.sqrt(2 * rkhs_norm_complexity(K, y)) == pytest.approx(math.sqrt(1.5))
+
+
+def test_rkhs_norm_complexity_of_singular_kernel():
+    K = np.diag([3.0, 2.0, 0.0])
+    # Targets reaching the null direction cannot be interpolated: inf.
+    assert rkhs_norm_complexity(K, np.array([1.0, 1.0, 1.0])) == math.inf
+    # Targets in the range: the pseudo-inverse value (1/3 + 1/2) / 3.
+    assert rkhs_norm_complexity(K, np.array([1.0, 1.0, 0.0])) == pytest.approx(5 / 18)
+    # A ridge makes it finite again: (1/3.5 + 1/2.5 + 1/0.5) / 3.
+    assert rkhs_norm_complexity(K, np.ones(3), reg=0.5) == pytest.approx(
+        (1 / 3.5 + 1 / 2.5 + 2.0) / 3, rel=1e-14)
+    assert rkhs_norm_complexity(K, np.zeros(3)) == 0.0
+    assert rkhs_norm_complexity(np.zeros((3, 3)), np.ones(3)) == math.inf
+    with pytest.raises(ValueError, match="reg"):
+        rkhs_norm_complexity(K, np.ones(3), reg=-0.1)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_rkhs_norm_complexity_of_rank_deficient_kernel_sees_through_round_off(seed):
+    # K = V Vᵀ of rank 3 in dimension 8, its range eigenvalues spread over six decades, so the
+    # computed null-space eigenvectors carry ~ε·κ ≈ 1e-9 of the small range direction. For
+    # y = Vc in the range, K⁺ = V (VᵀV)⁻² Vᵀ gives yᵀK⁺y = ‖c‖² exactly: finite, not inf.
+    # A generic y is not in the range: inf.
+    rng = np.random.default_rng(seed)
+    V = rng.normal(size=(8, 3)) * np.array([10.0, 1.0, 0.01])
+    K = V @ V.T
+    for c in (np.array([0.0, 0.0, 1.0]), rng.normal(size=3)):
+        assert rkhs_norm_complexity(K, V @ c) == pytest.approx(c @ c / 8, rel=1e-8)
+    assert rkhs_norm_complexity(K, rng.normal(size=8)) == math.inf
+
+
+def test_rkhs_norm_complexity_treats_tiny_and_negative_eigenvalues_as_null():
+    # λ_2 = 1e−17 is below the default tolerance 10 · n · ε ≈ 4e−15 (relative to λ_1 = 1).
+    tiny = Spectrum(np.array([1.0, 1e-17]), np.eye(2))
+    assert rkhs_norm_complexity(tiny, np.array([1.0, 1.0])) == math.inf
+    assert rkhs_norm_complexity(tiny, np.array([1.0, 0.0])) == pytest.approx(0.5)
+    assert rkhs_norm_complexity(tiny, np.array([1.0, 1.0]), rtol=0.0) == pytest.approx(
+        (1.0 + 1e17) / 2, rel=1e-15)  # no tolerance: the plain sum, huge but finite
+    # An indefinite matrix: the negative direction has no RKHS norm.
+    indefinite = np.diag([1.0, -0.5])
+    assert rkhs_norm_complexity(indefinite, np.array([1.0, 1.0])) == math.inf
+    assert rkhs_norm_complexity(indefinite, np.array([2.0, 0.0])) == pytest.approx(2.0)
+
+
+def test_rkhs_norm_complexity_rtol_for_noisy_kernels():
+    # A float32 rank-one kernel: its null space carries ~1e-7 relative noise.
+    v = np.random.default_rng(20).normal(size=6)
+    K32 = np.outer(v, v).astype(np.float32)
+    assert rkhs_norm_complexity(K32, v, rtol=1e-5) == pytest.approx(1 / 6, rel=1e-5)
+
+
 # --- drift and distance --------------------------------------------------------------------
 
 def test_relative_drift_of_scaled_kernel_is_epsilon():
@@ -279,6 +454,13 @@ def test_summary_keys_types_and_json():
     assert summary["effective_rank"] == effective_rank(K)
     assert summary["trace"] == pytest.approx(np.trace(K), rel=1e-15)
     assert summary["trace"] == pytest.approx(np.sum(spectrum(K).eigenvalues), rel=1e-12)
+    assert summary["stable_rank"] == stable_rank(K)
+    assert summary["power_law_exponent"] == power_law_exponent(K)
+    assert summary["loss_decrease_rate"] == loss_decrease_rate(K, y)
+    assert summary["rkhs_norm_complexity"] == rkhs_norm_complexity(K, y)
+    assert summary["rkhs_norm_complexity"] == pytest.approx(
+        np.trace(y.T @ np.linalg.solve(K, y)) / 25, rel=1e-10)
+    assert 1.0 < summary["stable_rank"] < 3.0  # rank 3 plus a small ridge
 
 
 def test_summary_of_small_singular_kernel_clips_k_and_serialises_inf():
@@ -290,6 +472,10 @@ def test_summary_of_small_singular_kernel_clips_k_and_serialises_inf():
     assert summary["condition_number"] == math.inf
     assert summary["lambda_min"] == 0.0
     assert summary["trace"] == 5.0
+    assert summary["stable_rank"] == pytest.approx(13 / 9)
+    assert math.isnan(summary["power_law_exponent"])  # only two positive eigenvalues
+    assert summary["loss_decrease_rate"] == 0.0  # y lies in the null space
+    assert summary["rkhs_norm_complexity"] == math.inf
     json.dumps(summary)  # inf is allowed (allow_nan=True is json's default)
 
 

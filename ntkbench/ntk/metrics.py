@@ -17,7 +17,8 @@ every spectral metric accepts either a kernel or that :class:`Spectrum`, so one 
 kernel serves all of them (:func:`ntk_summary` does exactly that).
 
 A metric whose formula divides by zero (a zero kernel, zero targets, a centred matrix that
-vanishes) returns ``nan``; a condition number of a singular kernel is ``inf``.
+vanishes) returns ``nan``; a condition number of a singular kernel is ``inf``, and so is the
+complexity ``yᵀK⁻¹y`` of targets that reach the kernel's null space.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ntkbench.checks import integer, nonnegative
+
 __all__ = [
     "Spectrum",
     "centered_alignment",
@@ -37,9 +40,13 @@ __all__ = [
     "kernel_target_alignment",
     "lambda_max",
     "lambda_min",
+    "loss_decrease_rate",
     "ntk_summary",
+    "power_law_exponent",
     "relative_drift",
+    "rkhs_norm_complexity",
     "spectrum",
+    "stable_rank",
     "top_k_alignment",
 ]
 
@@ -143,9 +150,14 @@ def top_k_alignment(K: ArrayLike | Spectrum, phi: ArrayLike, k: int) -> float:
     network fits fastest. It is ``1`` when ``φ`` lies in that span and ``0`` when orthogonal.
     When ``λ_k = λ_{k+1}`` the span is not unique and the value depends on the eigensolver.
 
+    Kopitkov & Indelman track three choices of ``φ``: the targets ``y`` (how well the kernel
+    suits the task), the network outputs ``f`` (what the network has learnt so far) and the
+    residual ``y − f`` (what is left to fit; its top-``k`` share falling during training means
+    the easy directions are fitted first). The function accepts any of them.
+
     Args:
         K: kernel ``(n, n)`` or its precomputed :class:`Spectrum`.
-        phi: targets or residuals ``(n,)`` or ``(n, m)``.
+        phi: targets ``y``, network outputs ``f`` or residuals ``y − f``; ``(n,)`` or ``(n, m)``.
         k: number of leading eigenvectors, ``≥ 1``; ``k > n`` is clipped to ``n`` (giving ``1``).
 
     Returns:
@@ -232,6 +244,157 @@ def effective_rank(K: ArrayLike | Spectrum) -> float:
     return float(np.exp(-np.sum(p * np.log(p))))
 
 
+def stable_rank(K: ArrayLike | Spectrum) -> float:
+    """Stable rank ``srank(K) = ‖K‖_F² / ‖K‖_2² = Σ_i λ_i² / max_i λ_i²``.
+
+    Rudelson & Vershynin, "Sampling from large matrices: an approach through geometric
+    functional analysis", J. ACM 54(4), 2007. A rank that ignores small eigenvalues smoothly
+    and never exceeds ``rank K``: ``n`` for ``c·I_n``, ``1`` for a rank-one kernel, and close to
+    ``1`` whenever ``λ_1`` dominates. The squares use ``|λ_i|`` (singular values), so an
+    indefinite matrix is measured like its absolute value.
+
+    Args:
+        K: kernel ``(n, n)`` or its precomputed :class:`Spectrum`.
+
+    Returns:
+        The stable rank in ``[1, rank K]``; ``nan`` for the zero matrix.
+    """
+    magnitudes = np.abs(_as_spectrum(K).eigenvalues)
+    top = float(magnitudes.max())
+    if top == 0.0:
+        return math.nan
+    # Divide before squaring: λ_i / λ_max ≤ 1 cannot overflow where λ_i² could.
+    return float(np.sum((magnitudes / top) ** 2))
+
+
+def power_law_exponent(K: ArrayLike | Spectrum, *, index_range: tuple[int, int] | None = None,
+                       rel_floor: float = 1e-10) -> float:
+    """Decay exponent ``α`` of the eigen-spectrum, fitted as ``λ_i ≈ C · i^(−α)``.
+
+    ``α`` is minus the least-squares slope of ``log λ_i`` against ``log i`` (``i = 1, …, n``
+    counts eigenvalues from the largest). It is the exponent of the power-law spectra studied in
+    neural-kernel analyses: Bietti & Mairal, "On the inductive bias of neural tangent kernels",
+    NeurIPS 2019 (decay of the NTK eigenvalues on the sphere); Bordelon, Canatar & Pehlevan,
+    "Spectrum dependent learning curves in kernel regression and wide neural networks", ICML
+    2020, and Canatar, Bordelon & Pehlevan, Nature Communications 12, 2021 (learning curves set
+    by the spectral decay). A larger ``α`` means a kernel concentrated on fewer directions.
+
+    Indices used: ``i`` runs over ``index_range = (i_min, i_max)`` (1-based, inclusive; default
+    all of ``1 … n``; an ``i_max`` past ``n`` is clipped to ``n``) and keeps only the
+    eigenvalues ``λ_i > rel_floor · λ_1``. Eigenvalues are sorted, so by default the fit runs
+    from ``i = 1`` to the last eigenvalue above the floor: the floor drops the null space and
+    round-off (and negative eigenvalues), whose logarithms would otherwise dominate the fit.
+    The fit is exact, ``α`` recovered to round-off, when the spectrum is an exact power law.
+
+    Args:
+        K: kernel ``(n, n)`` or its precomputed :class:`Spectrum`.
+        index_range: ``(i_min, i_max)`` with ``1 ≤ i_min ≤ i_max``; ``None`` means ``(1, n)``.
+            Restrict it to fit one regime of a spectrum that is a power law only in part.
+        rel_floor: relative floor ``≥ 0``; eigenvalues at or below ``rel_floor · λ_1`` are left
+            out. ``0`` keeps every positive eigenvalue.
+
+    Returns:
+        ``α``; ``nan`` if fewer than 3 eigenvalues are usable (or ``λ_1 ≤ 0``).
+    """
+    rel_floor = nonnegative("power_law_exponent rel_floor", rel_floor)
+    eigenvalues = _as_spectrum(K).eigenvalues
+    n = eigenvalues.shape[0]
+    if index_range is None:
+        i_min, i_max = 1, n
+    else:
+        if len(index_range) != 2:
+            raise ValueError(f"power_law_exponent index_range must be (i_min, i_max), "
+                             f"got {index_range!r}")
+        i_min = integer("power_law_exponent index_range i_min", index_range[0], minimum=1)
+        i_max = integer("power_law_exponent index_range i_max", index_range[1], minimum=i_min)
+    top = float(eigenvalues[0])
+    if top <= 0.0:
+        return math.nan
+    index = np.arange(1, n + 1)
+    usable = (index >= i_min) & (index <= i_max) & (eigenvalues > rel_floor * top)
+    if np.count_nonzero(usable) < 3:
+        return math.nan
+    x, z = np.log(index[usable]), np.log(eigenvalues[usable])
+    x_c = x - x.mean()
+    return float(-np.sum(x_c * (z - z.mean())) / np.sum(x_c * x_c))
+
+
+def loss_decrease_rate(K: ArrayLike, y: ArrayLike) -> float:
+    """Initial rate of decrease of the squared loss under kernel gradient flow, ``tr(YᵀKY) / n``.
+
+    The linearised network (Jacot, Gabriel & Hongler, NeurIPS 2018; Lee et al., NeurIPS 2019)
+    trained by gradient flow ``dθ/dt = −η ∇_θ L`` on ``L = ‖f − Y‖_F² / (2n)`` moves its outputs
+    on the training set as ``df/dt = −(η/n) K (f − Y)``, so
+
+        ``−dL/dt = (η/n²) · tr((f − Y)ᵀ K (f − Y))``.
+
+    With ``f_0 = 0`` this is ``(η/n) · loss_decrease_rate(K, y)`` at ``t = 0``: the metric is the
+    initial rate with the learning-rate factor ``η/n`` taken out, so it compares kernels, not
+    step sizes. For a 1-D ``y`` it is ``yᵀKy / n``. For a network whose initial outputs are not
+    zero, pass the residual ``y − f_0`` as ``y``.
+
+    Args:
+        K: kernel ``(n, n)``.
+        y: targets ``(n,)`` or ``(n, k)`` (or residuals ``y − f_0``).
+
+    Returns:
+        ``tr(YᵀKY) / n``, ``≥ 0`` for a PSD kernel; ``0`` for zero targets.
+    """
+    K = _square_kernel(K)
+    Y = _targets(y, K.shape[0])
+    return float(np.sum(Y * (K @ Y))) / K.shape[0]
+
+
+def rkhs_norm_complexity(K: ArrayLike | Spectrum, y: ArrayLike, *, reg: float = 0.0,
+                         rtol: float | None = None) -> float:
+    """Complexity of the targets in the kernel's RKHS, ``tr(Yᵀ (K + reg·I)⁻¹ Y) / n``.
+
+    For a 1-D ``y`` and ``reg = 0`` this is ``yᵀK⁻¹y / n``, the squared RKHS norm of the
+    minimum-norm interpolant of the targets, divided by ``n``. Arora, Du, Hu, Li & Wang,
+    "Fine-grained analysis of optimization and generalization for overparameterized two-layer
+    neural networks", ICML 2019, bound the test error of the trained network by
+    ``√(2 yᵀ H⁻¹ y / n) = √(2 · rkhs_norm_complexity)`` (``H`` their NTK Gram matrix, labels in
+    ``[−1, 1]``): smaller means targets the kernel finds easier to generalise from.
+
+    Computed from the eigendecomposition, with ``μ_i = λ_i + reg``, as
+    ``Σ_i ‖u_iᵀY‖² / μ_i / n`` over the directions with ``μ_i > rtol · max_j |μ_j|``. The
+    others (the null space, and negative eigenvalues of an indefinite ``K``) are left out when
+    the targets do not reach them, that is, when ``Y = (K + reg·I) W`` holds up to round-off
+    for ``W = Σ_{μ_i kept} u_i u_iᵀY / μ_i``: ``‖Y − (K + reg·I) W‖_F ≤ rtol · max_j |μ_j| ·
+    ‖W‖_F`` (the pseudo-inverse, so targets in the range of a singular ``K`` are fine).
+    Otherwise the result is ``inf``: no function of the RKHS interpolates the targets.
+    Pass ``reg > 0`` (kernel ridge) for a finite value.
+
+    Args:
+        K: kernel ``(n, n)`` or its precomputed :class:`Spectrum`.
+        y: targets ``(n,)`` or ``(n, k)``.
+        reg: ridge ``≥ 0`` added to the diagonal.
+        rtol: relative tolerance of both tests above; ``None`` means ``10 · n · ε`` (``ε`` the
+            float64 machine epsilon), ten times the round-off scale of :func:`spectrum`.
+            Raise it (e.g. ``1e-6``) for a kernel computed in float32.
+
+    Returns:
+        The complexity ``≥ 0`` (``0`` for zero targets); ``inf`` when the targets reach a null
+        direction.
+    """
+    reg = nonnegative("rkhs_norm_complexity reg", reg)
+    spec = _as_spectrum(K)
+    n = spec.eigenvalues.shape[0]
+    rtol = (10 * n * np.finfo(np.float64).eps if rtol is None
+            else nonnegative("rkhs_norm_complexity rtol", rtol))
+    Y = _targets(y, n)
+    mu = spec.eigenvalues + reg
+    scale = float(np.max(np.abs(mu)))
+    kept = mu > rtol * scale
+    coefficients = spec.eigenvectors.T @ Y  # u_iᵀY, one row per direction
+    weights = coefficients[kept] / mu[kept, None]  # coordinates of W in the eigenbasis
+    # Y − (K + reg·I)W is exactly Y's part in the dropped directions; compare it with the
+    # backward error of the product (K + reg·I)W, so round-off alone never gives inf.
+    if np.linalg.norm(coefficients[~kept]) > rtol * scale * np.linalg.norm(weights):
+        return math.inf
+    return float(np.sum(coefficients[kept] * weights)) / n
+
+
 def relative_drift(K_t: ArrayLike, K_0: ArrayLike) -> float:
     """Relative kernel drift ``‖K_t − K_0‖_F / ‖K_0‖_F`` from initialisation to time ``t``.
 
@@ -285,6 +448,11 @@ def ntk_summary(K: ArrayLike, y: ArrayLike) -> dict[str, float]:
       ten percent of ``n`` rounded to the nearest integer, halves up.
     - ``"lambda_max"``, ``"lambda_min"``, ``"condition_number"``, ``"effective_rank"``.
     - ``"trace"``: ``tr K = Σ_i λ_i``.
+    - ``"stable_rank"``: :func:`stable_rank`.
+    - ``"power_law_exponent"``: :func:`power_law_exponent` with its defaults (all indices,
+      ``rel_floor = 1e-10``).
+    - ``"loss_decrease_rate"``: :func:`loss_decrease_rate`.
+    - ``"rkhs_norm_complexity"``: :func:`rkhs_norm_complexity` with ``reg = 0``.
 
     A kernel with NaN or inf entries (a diverged network) gives ``nan`` for every key instead
     of raising, so a checkpoint record stays complete.
@@ -301,7 +469,8 @@ def ntk_summary(K: ArrayLike, y: ArrayLike) -> dict[str, float]:
     Y = _targets(y, n)
     keys = ("kernel_target_alignment", "centered_alignment", "top1_alignment",
             "top10_alignment", "top10pct_alignment", "lambda_max", "lambda_min",
-            "condition_number", "effective_rank", "trace")
+            "condition_number", "effective_rank", "trace", "stable_rank",
+            "power_law_exponent", "loss_decrease_rate", "rkhs_norm_complexity")
     if not np.all(np.isfinite(K)):
         return dict.fromkeys(keys, math.nan)
     spec = spectrum(K)
@@ -316,6 +485,10 @@ def ntk_summary(K: ArrayLike, y: ArrayLike) -> dict[str, float]:
         "condition_number": condition_number(spec),
         "effective_rank": effective_rank(spec),
         "trace": float(np.trace(K)),
+        "stable_rank": stable_rank(spec),
+        "power_law_exponent": power_law_exponent(spec),
+        "loss_decrease_rate": loss_decrease_rate(K, Y),
+        "rkhs_norm_complexity": rkhs_norm_complexity(spec, Y),
     }
 
 
