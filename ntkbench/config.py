@@ -66,11 +66,19 @@ class MeasureConfig(_Frozen):
     ``checkpoints`` log-spaced steps record train loss and the test metric; the empirical NTK on
     (at most ``ntk_max_n`` of) the training inputs is measured at ``ntk_checkpoints`` log-spaced
     steps, always including step 0 and the last step.
+
+    ``linearized`` compares the network at every checkpoint with the outputs its linearization
+    predicts (full-batch GD on MSE only; needs the NTK on all training inputs, so it is skipped
+    above ``linearized_max_n`` of them). ``analytic`` measures the distance of the NTK at init
+    from the infinite-width kernel with the same per-layer weight variances.
     """
 
     checkpoints: int = Field(25, ge=2)
     ntk_checkpoints: int = Field(4, ge=2)
     ntk_max_n: PositiveInt = 512
+    linearized: bool = True
+    linearized_max_n: PositiveInt = 2048
+    analytic: bool = True
 
 
 class TaskConfig(_Frozen):

@@ -28,7 +28,14 @@ from ntkbench.data.base import Dataset
 from ntkbench.evaluation import METRICS
 from ntkbench.initializers import initialize_with
 from ntkbench.models import MLP
-from ntkbench.ntk.metrics import ntk_summary, relative_drift
+from ntkbench.ntk.analytic import analytic_method, matched_analytic_ntk
+from ntkbench.ntk.metrics import relative_drift
+from ntkbench.ntk.probes import (
+    LinearizedProbe,
+    kernel_checkpoint,
+    layer_shares,
+    linearization_skip_reason,
+)
 
 
 def log_steps(total: int, count: int) -> list[int]:
@@ -153,6 +160,17 @@ def run_trial(trial: Trial) -> dict[str, Any]:
     return record
 
 
+def _analytic_distance(trial: Trial, model: MLP, weights: list[dict[str, np.ndarray]],
+                       x: np.ndarray, K: np.ndarray, record: dict[str, Any]) -> None:
+    """Relative distance ``‖K − K_∞‖_F / ‖K_∞‖_F`` of the NTK at init from the infinite-width
+    NTK with the same per-layer weight and bias variances (``ntk_init.analytic_distance``)."""
+    if not trial.measure.analytic:
+        return
+    reference = matched_analytic_ntk(model, weights, x, quadrature_points=24)
+    record["ntk_init"]["analytic_distance"] = relative_drift(K, reference)
+    record["ntk_analytic_method"] = analytic_method(model.activation)
+
+
 def _run(trial: Trial, record: dict[str, Any]) -> None:
     backend = get_backend(trial.backend)
     record["versions"].update(backend.library_versions())
@@ -189,8 +207,12 @@ def _run(trial: Trial, record: dict[str, Any]) -> None:
     loss_steps = sorted(set(log_steps(steps, trial.measure.checkpoints)) | ntk_steps)
     curves: dict[str, list] = {k: [] for k in (
         "curve_step", "curve_train_loss", "curve_test_metric",
-        "ntk_step", "ntk_centered_alignment", "ntk_top1_alignment", "ntk_drift_curve")}
+        "ntk_step", "ntk_centered_alignment", "ntk_top1_alignment",
+        "ntk_residual_alignment", "ntk_drift_curve")}
     k0: list[np.ndarray] = []
+    linear = _linearized_probe(trial, data, net, loss_steps, record)
+    if linear is not None:
+        curves.update(curve_lin_gap_train=[], curve_lin_gap_test=[])
 
     def on_checkpoint(step: int, train_loss: float) -> None:
         pred = net.predict(data.x_test)
@@ -198,16 +220,27 @@ def _run(trial: Trial, record: dict[str, Any]) -> None:
         curves["curve_train_loss"].append(train_loss)
         curves["curve_test_metric"].append(metric.fn(pred, data.y_test)
                                            if np.all(np.isfinite(pred)) else float("nan"))
+        if linear is not None:
+            gap_train, gap_test = linear.gaps(step, net.predict(data.x_train), pred)
+            curves["curve_lin_gap_train"].append(gap_train)
+            curves["curve_lin_gap_test"].append(gap_test)
         if step in ntk_steps:
-            K = net.ntk(x_ntk)
-            summary = ntk_summary(K, y_ntk)
+            if k0:
+                K = net.ntk(x_ntk)
+            else:  # at init, also each layer's contribution
+                layers = net.ntk(x_ntk, per_layer=True)
+                K = layers.sum(axis=0)
+                record["ntk_init_layer_share"] = layer_shares(layers)
+            summary = kernel_checkpoint(K, y_ntk, net.predict(x_ntk), data.kind)
             if not k0:
                 k0.append(K)
                 record["ntk_init"] = summary
+                _analytic_distance(trial, model, weights, x_ntk, K, record)
             drift = relative_drift(K, k0[0])
             curves["ntk_step"].append(step)
             curves["ntk_centered_alignment"].append(summary["centered_alignment"])
             curves["ntk_top1_alignment"].append(summary["top1_alignment"])
+            curves["ntk_residual_alignment"].append(summary["residual_top10pct_alignment"])
             curves["ntk_drift_curve"].append(drift)
             record["ntk_final"] = summary
             record["ntk_drift"] = drift
@@ -233,6 +266,12 @@ def _run(trial: Trial, record: dict[str, Any]) -> None:
         record["status"] = "diverged"
         record["error"] = "network outputs are not finite after training"
         return
+    if linear is not None:
+        lin_train, lin_test = linear.predictions(steps)
+        record["linearized"].update(
+            gap_train=curves["curve_lin_gap_train"][-1], gap_test=curves["curve_lin_gap_test"][-1],
+            final_test_metric=metric.fn(lin_test, data.y_test)
+            if np.all(np.isfinite(lin_test)) else None)
     record["final_train_loss"] = curves["curve_train_loss"][-1]
     record["final_test_metric"] = metric.fn(pred_test, data.y_test)
     finite = [v for v in curves["curve_test_metric"] if math.isfinite(v)]
@@ -247,6 +286,23 @@ def _run(trial: Trial, record: dict[str, Any]) -> None:
     gpu_peak = net.peak_memory_mb()
     if gpu_peak is not None:
         record["peak_memory_mb"] = gpu_peak
+
+
+def _linearized_probe(trial: Trial, data: Dataset, net: Any, steps: list[int],
+                      record: dict[str, Any]) -> LinearizedProbe | None:
+    """The linearized-dynamics probe of this trial, or ``None`` (with the reason recorded)."""
+    if not trial.measure.linearized:
+        return None
+    reason = linearization_skip_reason(trial.training, data.n_train,
+                                       trial.measure.linearized_max_n)
+    if reason is not None:
+        record["linearized"] = {"skipped": reason}
+        return None
+    probe = LinearizedProbe(net, data.x_train, _targets_matrix(data, data.y_train),
+                            data.x_test, trial.training.lr, steps)
+    record["linearized"] = {"dynamics": "gd", "n": data.n_train,
+                            "lr_lambda_max_over_n": probe.step_sharpness}
+    return probe
 
 
 def environment() -> dict[str, Any]:
