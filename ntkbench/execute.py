@@ -210,6 +210,7 @@ def _run(trial: Trial, record: dict[str, Any]) -> None:
         "ntk_step", "ntk_centered_alignment", "ntk_top1_alignment",
         "ntk_residual_alignment", "ntk_drift_curve")}
     k0: list[np.ndarray] = []
+    eps = float(np.finfo(trial.training.dtype).eps)
     linear = _linearized_probe(trial, data, net, loss_steps, record)
     if linear is not None:
         curves.update(curve_lin_gap_train=[], curve_lin_gap_test=[])
@@ -231,7 +232,7 @@ def _run(trial: Trial, record: dict[str, Any]) -> None:
                 layers = net.ntk(x_ntk, per_layer=True)
                 K = layers.sum(axis=0)
                 record["ntk_init_layer_share"] = layer_shares(layers)
-            summary = kernel_checkpoint(K, y_ntk, net.predict(x_ntk), data.kind)
+            summary = kernel_checkpoint(K, y_ntk, net.predict(x_ntk), data.kind, eps=eps)
             if not k0:
                 k0.append(K)
                 record["ntk_init"] = summary
@@ -267,11 +268,12 @@ def _run(trial: Trial, record: dict[str, Any]) -> None:
         record["error"] = "network outputs are not finite after training"
         return
     if linear is not None:
-        lin_train, lin_test = linear.predictions(steps)
-        record["linearized"].update(
-            gap_train=curves["curve_lin_gap_train"][-1], gap_test=curves["curve_lin_gap_test"][-1],
-            final_test_metric=metric.fn(lin_test, data.y_test)
-            if np.all(np.isfinite(lin_test)) else None)
+        _, lin_test = linear.predictions(steps)
+        with np.errstate(over="ignore"):  # a diverging linear model scores inf, silently
+            lin_metric = metric.fn(lin_test, data.y_test) if np.all(np.isfinite(lin_test)) else None
+        record["linearized"].update(gap_train=curves["curve_lin_gap_train"][-1],
+                                    gap_test=curves["curve_lin_gap_test"][-1],
+                                    final_test_metric=lin_metric)
     record["final_train_loss"] = curves["curve_train_loss"][-1]
     record["final_test_metric"] = metric.fn(pred_test, data.y_test)
     finite = [v for v in curves["curve_test_metric"] if math.isfinite(v)]

@@ -119,3 +119,18 @@ def test_gap_to_the_real_network_shrinks_as_width_grows():
     # Lee et al. 2019: the gap is O(1/√width); each step here multiplies the width by ≥ 4.
     assert gaps[0] > 1.8 * gaps[1] > 1.8**2 * gaps[2], gaps
     assert gaps[2] < 0.02, gaps
+
+
+def test_a_diverging_linear_model_gives_non_finite_outputs_without_warnings():
+    import warnings
+
+    K = np.diag([1.0, 100.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # ηλ_max/n = 1 · 100 / 2 = 50 > 2: the linear model blows up under GD.
+        out = linearized_outputs(K, np.zeros(2), np.ones(2), lr=1.0, steps=[0, 10, 1000],
+                                 cross_kernel=K, f0_test=np.zeros(2))
+        assert np.isfinite(out.train[0]).all() and not np.isfinite(out.train[2]).all()
+        assert np.abs(out.test[1]).max() > 1e10
+        assert np.isnan(linearization_gap(np.ones(2), out.train[2]))
+    assert out.eigenvalues[-1] == pytest.approx(100.0)

@@ -484,3 +484,18 @@ def test_summary_of_diverged_kernel_is_all_nan():
     summary = ntk_summary(K, np.array([1.0, -1.0]))
     assert set(summary) == SUMMARY_KEYS
     assert all(math.isnan(v) for v in summary.values())
+
+
+def test_ntk_summary_ridge_regularises_only_the_complexity():
+    rng = np.random.default_rng(5)
+    A = rng.normal(size=(8, 3))
+    K, y = A @ A.T, rng.normal(size=8)  # rank 3: the exact complexity of generic y is inf
+    plain, ridged = ntk_summary(K, y), ntk_summary(K, y, ridge=1e-3)
+    assert plain["rkhs_norm_complexity"] == math.inf
+    lam_max = np.linalg.eigvalsh(K).max()
+    assert ridged["rkhs_norm_complexity"] == pytest.approx(
+        float(y @ np.linalg.solve(K + 1e-3 * lam_max * np.eye(8), y)) / 8, rel=1e-9)
+    assert {k: v for k, v in ridged.items() if k != "rkhs_norm_complexity"} == pytest.approx(
+        {k: v for k, v in plain.items() if k != "rkhs_norm_complexity"})
+    with pytest.raises(ValueError, match="ridge"):
+        ntk_summary(K, y, ridge=-1.0)

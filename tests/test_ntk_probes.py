@@ -83,3 +83,21 @@ def test_kernel_checkpoint_adds_output_and_residual_alignment():
 def test_layer_shares_are_trace_fractions():
     layers = np.stack([np.diag([1.0, 1.0]), np.diag([2.0, 4.0])])
     assert layer_shares(layers) == pytest.approx([0.25, 0.75])
+
+
+def test_complexity_is_finite_for_a_float32_kernel_and_uses_the_round_off_ridge():
+    rng = np.random.default_rng(2)
+    # A power-law spectrum down to 1e-12·λ_max: below float32 round-off, so reg = 0 is
+    # dominated by noise in the smallest eigenvalues; the ridge n·ε·λ_max is the reference.
+    n = 40
+    U = np.linalg.qr(rng.normal(size=(n, n)))[0]
+    lam = np.logspace(0, -12, n)
+    K = (U * lam) @ U.T
+    y = rng.normal(size=(n, 1))
+    eps = float(np.finfo(np.float32).eps)
+    out = kernel_checkpoint(K, y, np.zeros((n, 1)), "regression", eps=eps)
+    reg = n * eps * lam.max()
+    expected = float(y[:, 0] @ np.linalg.solve(K + reg * np.eye(n), y[:, 0])) / n
+    assert out["rkhs_norm_complexity"] == pytest.approx(expected, rel=1e-6)
+    rec = run_trial(tiny_trial())
+    assert math.isfinite(rec["ntk_init"]["rkhs_norm_complexity"])

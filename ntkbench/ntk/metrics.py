@@ -435,7 +435,7 @@ def kernel_distance(K1: ArrayLike, K2: ArrayLike) -> float:
     return 1.0 - cosine
 
 
-def ntk_summary(K: ArrayLike, y: ArrayLike) -> dict[str, float]:
+def ntk_summary(K: ArrayLike, y: ArrayLike, *, ridge: float = 0.0) -> dict[str, float]:
     """All per-kernel metrics of one NTK and its targets, from a single eigendecomposition.
 
     Keys (values are plain ``float``; ``nan`` / ``inf`` where the metric says so):
@@ -452,7 +452,7 @@ def ntk_summary(K: ArrayLike, y: ArrayLike) -> dict[str, float]:
     - ``"power_law_exponent"``: :func:`power_law_exponent` with its defaults (all indices,
       ``rel_floor = 1e-10``).
     - ``"loss_decrease_rate"``: :func:`loss_decrease_rate`.
-    - ``"rkhs_norm_complexity"``: :func:`rkhs_norm_complexity` with ``reg = 0``.
+    - ``"rkhs_norm_complexity"``: :func:`rkhs_norm_complexity` with ``reg = ridge · λ_max``.
 
     A kernel with NaN or inf entries (a diverged network) gives ``nan`` for every key instead
     of raising, so a checkpoint record stays complete.
@@ -460,10 +460,15 @@ def ntk_summary(K: ArrayLike, y: ArrayLike) -> dict[str, float]:
     Args:
         K: kernel ``(n, n)``.
         y: targets ``(n,)`` or ``(n, k)``.
+        ridge: relative ridge of the complexity ``yᵀ(K + ridge·λ_max·I)⁻¹y/n``. A kernel
+            computed with unit round-off ``ε`` cannot resolve eigenvalues below about
+            ``n·ε·λ_max``, so ``ridge = n·ε`` keeps the value finite and meaningful for a
+            float32 kernel; ``0`` is the exact inverse.
 
     Returns:
         ``dict[str, float]`` with exactly the keys above.
     """
+    ridge = nonnegative("ntk_summary ridge", ridge)
     K = _square_kernel(K)
     n = K.shape[0]
     Y = _targets(y, n)
@@ -488,7 +493,8 @@ def ntk_summary(K: ArrayLike, y: ArrayLike) -> dict[str, float]:
         "stable_rank": stable_rank(spec),
         "power_law_exponent": power_law_exponent(spec),
         "loss_decrease_rate": loss_decrease_rate(K, Y),
-        "rkhs_norm_complexity": rkhs_norm_complexity(spec, Y),
+        "rkhs_norm_complexity": rkhs_norm_complexity(
+            spec, Y, reg=ridge * max(lambda_max(spec), 0.0)),
     }
 
 

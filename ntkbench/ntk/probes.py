@@ -28,13 +28,16 @@ def residual(y: np.ndarray, f: np.ndarray, kind: str) -> np.ndarray:
     return y - f
 
 
-def kernel_checkpoint(K: np.ndarray, y: np.ndarray, f: np.ndarray, kind: str) -> dict[str, float]:
+def kernel_checkpoint(K: np.ndarray, y: np.ndarray, f: np.ndarray, kind: str, *,
+                      eps: float = float(np.finfo(np.float64).eps)) -> dict[str, float]:
     """:func:`~ntkbench.ntk.metrics.ntk_summary` of ``K`` plus the top-10% eigenvector
     alignment (Kopitkov & Indelman 2020) of the network outputs ``f`` and of the residual.
 
+    ``eps`` is the unit round-off of the precision ``K`` was computed in; the complexity
+    ``yᵀK⁻¹y/n`` gets the ridge ``n·eps·λ_max`` below which eigenvalues are round-off.
     Keys added: ``output_top10pct_alignment``, ``residual_top10pct_alignment``.
     """
-    summary = ntk_summary(K, y)
+    summary = ntk_summary(K, y, ridge=len(K) * eps)
     keys = ("output_top10pct_alignment", "residual_top10pct_alignment")
     if not (np.all(np.isfinite(K)) and np.all(np.isfinite(f))):
         return {**summary, **dict.fromkeys(keys, float("nan"))}
