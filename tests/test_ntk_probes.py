@@ -80,24 +80,81 @@ def test_kernel_checkpoint_adds_output_and_residual_alignment():
     assert math.isnan(bad["residual_top10pct_alignment"])
 
 
-def test_layer_shares_are_trace_fractions():
-    layers = np.stack([np.diag([1.0, 1.0]), np.diag([2.0, 4.0])])
-    assert layer_shares(layers) == pytest.approx([0.25, 0.75])
+def test_layer_shares_are_trace_fractions_of_the_per_layer_kernels():
+    assert layer_shares(np.array([[1.0, 1.0], [2.0, 4.0]])) == pytest.approx([0.25, 0.75])
+    assert all(math.isnan(v) for v in layer_shares(np.array([[np.inf, 1.0], [0.0, 0.0]])))
+    import ntkbench as nb
+    from ntkbench.backends.torch_backend import Network
+
+    rng = np.random.default_rng(3)
+    for model in (nb.MLP(in_dim=3, width=6, depth=2, out_dim=2, activation="gelu"),
+                  nb.MLP(in_dim=3, width=6, depth=0, out_dim=1, bias=False),
+                  nb.MLP(in_dim=3, width=6, depth=1, parameterization="ntk", b_std=0.3)):
+        weights = [{"W": rng.normal(size=(i.fan_out, i.fan_in)), "b": rng.normal(size=i.fan_out)}
+                   for i in model.layers()]
+        x = rng.normal(size=(7, 3))
+        layers = nb.empirical_ntk(model, weights, x, per_layer=True)
+        diagonals = Network(model, weights, dtype="float64").ntk_layer_diagonals(x)
+        np.testing.assert_allclose(diagonals, np.einsum("lii->li", layers), rtol=1e-12)
 
 
 def test_complexity_is_finite_for_a_float32_kernel_and_uses_the_round_off_ridge():
     rng = np.random.default_rng(2)
     # A power-law spectrum down to 1e-12·λ_max: below float32 round-off, so reg = 0 is
-    # dominated by noise in the smallest eigenvalues; the ridge n·ε·λ_max is the reference.
+    # dominated by noise in the smallest eigenvalues; the ridge n·ε₃₂·λ_max is the reference.
     n = 40
     U = np.linalg.qr(rng.normal(size=(n, n)))[0]
     lam = np.logspace(0, -12, n)
     K = (U * lam) @ U.T
     y = rng.normal(size=(n, 1))
-    eps = float(np.finfo(np.float32).eps)
-    out = kernel_checkpoint(K, y, np.zeros((n, 1)), "regression", eps=eps)
-    reg = n * eps * lam.max()
+    out = kernel_checkpoint(K, y, np.zeros((n, 1)), "regression")
+    reg = n * float(np.finfo(np.float32).eps) * lam.max()
     expected = float(y[:, 0] @ np.linalg.solve(K + reg * np.eye(n), y[:, 0])) / n
     assert out["rkhs_norm_complexity"] == pytest.approx(expected, rel=1e-6)
     rec = run_trial(tiny_trial())
     assert math.isfinite(rec["ntk_init"]["rkhs_norm_complexity"])
+
+
+def test_overflowing_init_is_diverged_not_failed_and_skips_the_linearized_probe():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        rec = run_trial(tiny_trial(model=ModelConfig(width=16, depth=3, activation="relu",
+                                                     parameterization="ntk", w_std=1e30)))
+    assert rec["status"] == "diverged", rec.get("error")
+    assert "not finite" in rec["linearized"]["skipped"]
+
+
+def test_complexity_uses_one_ridge_so_float32_and_float64_trials_agree():
+    model = ModelConfig(width=64, depth=1, activation="relu")
+    values = {dtype: run_trial(tiny_trial(model=model, training=TrainingConfig(
+        lr=0.1, steps=5, dtype=dtype)))["ntk_init"]["rkhs_norm_complexity"]
+        for dtype in ("float32", "float64")}
+    assert math.isfinite(values["float64"])
+    assert values["float32"] == pytest.approx(values["float64"], rel=0.05)
+
+
+def test_analytic_distance_uses_enough_quadrature_points_or_none():
+    from ntkbench.ntk.analytic import converged_quadrature_points
+
+    # tanh at moderate variance converges; a huge variance does not within 128 points.
+    rec = run_trial(tiny_trial())
+    assert rec["ntk_analytic_converged"] and rec["ntk_analytic_quadrature_points"] <= 64
+    big = run_trial(tiny_trial(model=ModelConfig(width=16, depth=1, activation="tanh",
+                                                 parameterization="ntk", w_std=30.0)))
+    assert big["ntk_analytic_converged"] is False
+    assert math.isnan(big["ntk_init"]["analytic_distance"])
+    import ntkbench as nb
+    from ntkbench.ntk.analytic import matched_analytic_ntk
+    m = nb.MLP(in_dim=1, width=8, depth=1, activation="tanh", parameterization="ntk", w_std=1.5)
+    w = [{"W": np.ones((i.fan_out, i.fan_in)), "b": np.ones(i.fan_out)} for i in m.layers()]
+    x = np.linspace(-1, 1, 20)[:, None]
+    points, converged = converged_quadrature_points(m, w, x, rtol=1e-5)
+    assert converged and points < 256
+    # The doubling test estimates the error: against 256 points it is within 2× rtol.
+    ref = matched_analytic_ntk(m, w, x, quadrature_points=256)
+    got = matched_analytic_ntk(m, w, x, quadrature_points=points)
+    assert np.abs(got - ref).max() <= 2e-5 * np.abs(ref).max()
+    coarser = matched_analytic_ntk(m, w, x, quadrature_points=points // 2)
+    assert np.abs(coarser - ref).max() > 1e-5 * np.abs(ref).max()  # fewest points that pass

@@ -264,3 +264,14 @@ def test_markdown_escapes_pipes_in_labels():
     table_lines = [line for line in render(df, "md").splitlines() if line.startswith("|")]
     assert r"mix(a\|b)" in table_lines[-1]
     assert len({len(re.split(r"(?<!\\)\|", line)) for line in table_lines}) == 1
+
+
+def test_superseded_records_of_the_same_trial_count_once():
+    old = pd.DataFrame([dict(_trial("regress", "he_normal", s, value=9.0), trial_hash=f"old{s}",
+                             finished_at="2026-01-01T00:00:00+00:00") for s in (0, 1)])
+    new = pd.DataFrame([dict(_trial("regress", "he_normal", s, value=0.5), trial_hash=f"new{s}",
+                             finished_at="2026-02-01T00:00:00+00:00") for s in (0, 1)])
+    (table,) = leaderboard(pd.concat([new, old], ignore_index=True))
+    assert _column(table, "seeds") == ["2/2"]
+    assert table.rows[0][table.columns.index("test_mse")].startswith("0.5")
+    assert any("2 older record(s)" in note for note in table.notes)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ntkbench.backends.torch_ntk import structured_ntk
+from ntkbench.backends.torch_ntk import layer_diagonals, structured_ntk
 from ntkbench.config import TrainingConfig
 from ntkbench.models import MLP
 
@@ -110,27 +110,23 @@ class Network:
                         "b": b.detach().cpu().double().numpy()})
         return out
 
-    def _layer_inputs(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor],
-                                                      torch.Tensor]:
-        """Forward pass keeping each layer's input ``A_l`` and hidden pre-activations ``Z_l``."""
-        inputs, pre = [], []
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        """The forward pass of :mod:`ntkbench.models` (differentiable, used for training)."""
         h = x
-        n_layers = len(self.scales)
+        last = len(self.scales) - 1
         for i, (sw, sb) in enumerate(self.scales):
             W, b = self.params[2 * i], self.params[2 * i + 1]
-            inputs.append(h)
             z = sw * (h @ W.T)
             if self.model.bias:
                 z = z + sb * b
-            if i < n_layers - 1:
-                pre.append(z)
-                h = self.act(z)
-            else:
-                h = z
-        return inputs, pre, h
+            h = self.act(z) if i < last else z
+        return h
 
-    def apply(self, x: torch.Tensor) -> torch.Tensor:
-        return self._layer_inputs(x)[2]
+    def ntk_layer_diagonals(self, x: np.ndarray) -> np.ndarray:
+        """Each weight layer's contribution to the NTK diagonal ``Θ_l(x_i, x_i)``, ``(L, n)``
+        float64 — the per-layer breakdown without the ``L × n × n`` kernels."""
+        return layer_diagonals(self.params, self.scales, self.act, self.dact, self._tensor(x),
+                               bias=self.model.bias)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Network outputs ``(n, out_dim)`` as float64 numpy."""

@@ -12,13 +12,15 @@ of per-example sensitivities and two Gram products per layer. For the readout ``
 identity, so its second factor is the constant ``out_dim`` (or ``I`` in the full block).
 
 Large kernels are computed block by block: sensitivities are kept for all examples (they are
-``n × Σ widths``, far smaller than the ``n × n`` kernel), and the Gram products of one block of
-rows at a time go straight into a float64 numpy output, so the temporaries stay within a fixed
-memory budget. For ``x2 = x1`` only blocks on or above the diagonal are computed and mirrored.
+``n × out_dim × Σ widths``, usually far smaller than the ``n × n`` kernel), and the Gram
+products of one square block at a time go straight into a float64 numpy output, so the
+temporaries stay within a fixed memory budget. For ``x2 = x1`` only blocks on or above the
+diagonal are computed and mirrored.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,9 +121,9 @@ def structured_ntk(params: list[torch.Tensor], scales: list[tuple[float, float]]
         s2 = s1 if symmetric else sensitivities(params, scales, act, dact, x2, bias=bias)
         n1, n2 = x1.shape[0], (x1 if symmetric else x2).shape[0]
         tail = (out_dim, out_dim) if full else ()
-        if chunk_size is None:
+        if chunk_size is None:  # square blocks whose three temporaries fit in the budget
             per_entry = x1.element_size() * (out_dim * out_dim if full else 1) * 3
-            chunk_size = max(1, DEFAULT_BLOCK_BYTES // max(1, per_entry * max(n1, n2)))
+            chunk_size = max(1, math.isqrt(DEFAULT_BLOCK_BYTES // per_entry))
         chunk_size = max(1, int(chunk_size))
         shape = ((n_layers,) if per_layer else ()) + (n1, n2) + tail
         out = np.empty(shape, dtype=np.float64)
@@ -147,3 +149,16 @@ def _store(out: np.ndarray, r: slice, c: slice, block: torch.Tensor, *, mirror: 
     if mirror:
         # Θ(x2, x1) is Θ(x1, x2) transposed over examples and over the output pair.
         out[c, r] = out[r, c].transpose(1, 0, 3, 2) if full else out[r, c].T
+
+
+def layer_diagonals(params: list[torch.Tensor], scales: list[tuple[float, float]], act, dact,
+                    x: torch.Tensor, *, bias: bool) -> np.ndarray:
+    """Per-layer NTK diagonal ``Θ_l(x_i, x_i) = (s_W²‖a_i‖² + s_b²)·Σ_o ‖δ_{i,o}‖²``, ``(L, n)``."""
+    out_dim = params[-2].shape[0]
+    with torch.no_grad():
+        s = sensitivities(params, scales, act, dact, x, bias=bias)
+        rows = []
+        for (sw, sb), A, D in zip(scales, s.inputs, s.deltas, strict=True):
+            row = sw * sw * (A * A).sum(1) + (sb * sb if bias else 0.0)
+            rows.append(row * (out_dim if D is None else (D * D).sum((1, 2))))
+        return torch.stack(rows).to(torch.float64).cpu().numpy()

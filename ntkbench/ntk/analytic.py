@@ -592,3 +592,31 @@ def relu_gram_two_layer(x1: ArrayLike, x2: ArrayLike | None = None,
     rho = _correlation(np.maximum(k11, 0.0), np.maximum(k22, 0.0), k12)
     both_positive = np.where((k11 > 0) & (k22 > 0), (np.pi - np.arccos(rho)) / (2 * np.pi), 0.0)
     return (x1 @ x2.T) * both_positive
+
+
+def converged_quadrature_points(model: MLP, weights: list[dict[str, np.ndarray]], x: ArrayLike,
+                                *, rtol: float = 1e-6, start: int = 16, sample: int = 16,
+                                max_points: int = MAX_QUADRATURE_POINTS) -> tuple[int, bool]:
+    """Fewest Gauss–Hermite points (``start`` doubled up to ``max_points``) at
+    which :func:`matched_analytic_ntk` on up to ``sample`` of the inputs ``x`` changes by at
+    most ``rtol`` (relative to its largest entry) when the points are doubled.
+
+    Quadrature converges more slowly as the pre-activation variances grow (the integrand of a
+    tanh network varies on a scale ``1/√Σ``), so a fixed rule can be far off for large inits.
+
+    Returns:
+        ``(points, converged)``; ``points`` is ``max_points`` when no doubling converged.
+    """
+    max_points = min(integer("max_points", max_points, minimum=start), MAX_QUADRATURE_POINTS)
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.linspace(0, len(x) - 1, min(sample, len(x))).astype(int)]
+    points = start
+    previous = matched_analytic_ntk(model, weights, x, quadrature_points=points)
+    while points < max_points:
+        finer = min(2 * points, max_points)
+        current = matched_analytic_ntk(model, weights, x, quadrature_points=finer)
+        scale = np.abs(current).max()
+        if not np.isfinite(scale) or np.abs(current - previous).max() <= rtol * scale:
+            return points, True
+        points, previous = finer, current
+    return points, False

@@ -1,11 +1,14 @@
 """The NTK-optimisation objective ``J_λ`` and its minimisation over one kernel hyper-parameter.
 
-An initializer with a scalar hyper-parameter ``l`` (a weight scale, a length-scale, a depth
-mixing coefficient) induces a family of kernels ``K(l)`` on the training inputs. Two metrics of
-:mod:`ntkbench.ntk.metrics` pull ``l`` in different directions: a small ``yᵀK⁻¹y`` promises
-good generalisation (:func:`~ntkbench.ntk.metrics.rkhs_norm_complexity`, Arora et al. 2019),
-a large ``yᵀKy`` a fast initial decrease of the training loss
-(:func:`~ntkbench.ntk.metrics.loss_decrease_rate`). The objective trades them off:
+An initializer with a scalar hyper-parameter ``l`` (a receptive-field length-scale, a depth
+mixing coefficient) induces a family of kernels ``K(l)`` on the training inputs. A pure scale
+``K(c) = c·K_0`` is not a useful ``l``: ``J_λ = (1−λ)a/c − λbc`` then decreases without bound
+in ``c``, so normalise the kernel (e.g. to unit trace) when ``l`` also changes its size.
+Two metrics of :mod:`ntkbench.ntk.metrics` pull ``l`` in different directions: a small
+``yᵀK⁻¹y`` promises good generalisation
+(:func:`~ntkbench.ntk.metrics.rkhs_norm_complexity`, Arora et al. 2019), a large ``yᵀKy`` a
+fast initial decrease of the training loss (:func:`~ntkbench.ntk.metrics.loss_decrease_rate`).
+The objective trades them off:
 
     ``J_λ(K, y) = (1 − λ) · tr(Yᵀ (K + reg·I)⁻¹ Y) − λ · tr(YᵀKY)``,  ``λ ∈ [0, 1]``,
 

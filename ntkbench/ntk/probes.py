@@ -17,6 +17,8 @@ from ntkbench.config import TrainingConfig
 from ntkbench.ntk.linearized import linearization_gap, linearized_outputs
 from ntkbench.ntk.metrics import ntk_summary, spectrum, top_k_alignment
 
+COMPLEXITY_EPS = float(np.finfo(np.float32).eps)
+
 
 def residual(y: np.ndarray, f: np.ndarray, kind: str) -> np.ndarray:
     """The signal gradient descent fits next: ``y − f`` for regression; for classification
@@ -28,16 +30,17 @@ def residual(y: np.ndarray, f: np.ndarray, kind: str) -> np.ndarray:
     return y - f
 
 
-def kernel_checkpoint(K: np.ndarray, y: np.ndarray, f: np.ndarray, kind: str, *,
-                      eps: float = float(np.finfo(np.float64).eps)) -> dict[str, float]:
+def kernel_checkpoint(K: np.ndarray, y: np.ndarray, f: np.ndarray,
+                      kind: str) -> dict[str, float]:
     """:func:`~ntkbench.ntk.metrics.ntk_summary` of ``K`` plus the top-10% eigenvector
     alignment (Kopitkov & Indelman 2020) of the network outputs ``f`` and of the residual.
 
-    ``eps`` is the unit round-off of the precision ``K`` was computed in; the complexity
-    ``yᵀK⁻¹y/n`` gets the ridge ``n·eps·λ_max`` below which eigenvalues are round-off.
+    The complexity ``yᵀK⁻¹y/n`` gets the ridge ``n·ε·λ_max`` with ``ε`` the float32 unit
+    round-off, below which a float32 kernel's eigenvalues are noise; the same ridge in float64
+    keeps trials of either precision comparable.
     Keys added: ``output_top10pct_alignment``, ``residual_top10pct_alignment``.
     """
-    summary = ntk_summary(K, y, ridge=len(K) * eps)
+    summary = ntk_summary(K, y, ridge=len(K) * COMPLEXITY_EPS)
     keys = ("output_top10pct_alignment", "residual_top10pct_alignment")
     if not (np.all(np.isfinite(K)) and np.all(np.isfinite(f))):
         return {**summary, **dict.fromkeys(keys, float("nan"))}
@@ -48,14 +51,18 @@ def kernel_checkpoint(K: np.ndarray, y: np.ndarray, f: np.ndarray, kind: str, *,
     return summary
 
 
-def layer_shares(layers: np.ndarray) -> list[float]:
-    """Each weight layer's share ``tr K_l / tr K`` of the kernel's trace, first layer first."""
-    traces = np.einsum("lii->l", layers)
+def layer_shares(diagonals: np.ndarray) -> list[float]:
+    """Each weight layer's share ``tr K_l / tr K`` of the kernel's trace, first layer first,
+    from the per-layer diagonals ``(L, n)`` (``nan`` if the trace is zero or not finite)."""
+    traces = np.asarray(diagonals, dtype=np.float64).sum(axis=1)
     total = traces.sum()
-    return [float(t / total) if total > 0 else float("nan") for t in traces]
+    if not (np.isfinite(total) and total > 0):
+        return [float("nan")] * len(traces)
+    return [float(t / total) for t in traces]
 
 
-def linearization_skip_reason(training: TrainingConfig, n_train: int, max_n: int) -> str | None:
+def linearization_skip_reason(training: TrainingConfig, n_train: int, out_dim: int,
+                              max_n: int) -> str | None:
     """Why the linearized prediction does not apply to this training setup (``None``: it does).
 
     The closed form holds for full-batch gradient descent without momentum on the MSE loss.
@@ -68,25 +75,33 @@ def linearization_skip_reason(training: TrainingConfig, n_train: int, max_n: int
         return "minibatch sgd, the closed form needs full-batch gradient descent"
     if training.momentum:
         return "momentum is not zero"
-    if n_train > max_n:
-        return f"n_train = {n_train} > measure.linearized_max_n = {max_n}"
+    if n_train * out_dim > max_n:
+        return (f"n_train × out_dim = {n_train} × {out_dim} > "
+                f"measure.linearized_max_n = {max_n}")
     return None
+
+
+class NonFiniteInit(ValueError):
+    """The network at init already has non-finite outputs or kernel."""
 
 
 class LinearizedProbe:
     """Outputs of the linearized network at the trial's checkpoints, from the NTK at init.
 
     Built before training from the network at init: the NTK on all training inputs, the
-    cross kernel test × train and the initial outputs (see :mod:`.linearized`).
+    cross kernel test × train and the initial outputs (see :mod:`.linearized`). Raises
+    :class:`NonFiniteInit` when those are not finite (weights that overflow at init).
     """
 
     def __init__(self, net: Any, x_train: np.ndarray, y_train: np.ndarray,
                  x_test: np.ndarray, lr: float, steps: Sequence[int]) -> None:
         full = net.model.out_dim > 1
         f0, f0_test = net.predict(x_train), net.predict(x_test)
-        self.outputs = linearized_outputs(
-            net.ntk(x_train, full=full), f0, y_train, lr=lr, steps=steps,
-            cross_kernel=net.ntk(x_test, x_train, full=full), f0_test=f0_test)
+        K, Kx = net.ntk(x_train, full=full), net.ntk(x_test, x_train, full=full)
+        if not all(np.all(np.isfinite(a)) for a in (K, Kx, f0, f0_test)):
+            raise NonFiniteInit("the network's outputs or NTK at init are not finite")
+        self.outputs = linearized_outputs(K, f0, y_train, lr=lr, steps=steps, cross_kernel=Kx,
+                                          f0_test=f0_test)
         #: ``ηλ_max/n``: above 2 the linearized model diverges under GD (the network may not).
         self.step_sharpness = float(lr * self.outputs.eigenvalues[-1] / len(x_train))
         self._index = {int(s): i for i, s in enumerate(self.outputs.steps)}

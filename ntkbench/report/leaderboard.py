@@ -91,9 +91,31 @@ def leaderboard(df: pd.DataFrame) -> list[TaskTable]:
     Raises:
         ValueError: ``df`` has no rows (``"no trials ..."``).
     """
+    df, superseded = latest_records(df)
     trials = _normalise(df)
-    return [_task_table(task, trials[trials["task"] == task], present=set(df.columns))
-            for task in pd.unique(trials["task"])]
+    tables = [_task_table(task, trials[trials["task"] == task], present=set(df.columns))
+              for task in pd.unique(trials["task"])]
+    for table in tables:
+        if superseded.get(table.task):
+            table.notes.append(f"{superseded[table.task]} older record(s) of the same trial "
+                               "(task, initializer, sweep, backend, seed) are superseded by "
+                               "the latest one, e.g. from a run with an earlier ntkbench "
+                               "version or measure settings.")
+    return tables
+
+
+def latest_records(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Only the latest record (by ``finished_at``) of each (task, initializer label, sweep,
+    backend, seed), and per task how many older ones were dropped. A run directory keeps the
+    records of earlier configurations of a trial, whose hash changed with the version or the
+    measure settings; counting both would double the seeds."""
+    keys = [c for c in ("task", "init_label", "sweep_label", "backend", "seed") if c in df]
+    if df is None or len(df) == 0 or "finished_at" not in df or "task" not in keys:
+        return df, {}
+    latest = (df.sort_values("finished_at", kind="stable")
+              .drop_duplicates(keys, keep="last").sort_index())
+    dropped = df.loc[df.index.difference(latest.index), "task"].value_counts()
+    return latest, {str(task): int(n) for task, n in dropped.items()}
 
 
 def _normalise(df: pd.DataFrame) -> pd.DataFrame:
