@@ -246,7 +246,10 @@ def _run(trial: Trial, record: dict[str, Any]) -> None:
             curves["curve_lin_gap_train"].append(gap_train)
             curves["curve_lin_gap_test"].append(gap_test)
         if step in ntk_steps:
-            K = net.ntk(x_ntk)
+            if not k0 and linear is not None and len(ntk_idx) == data.n_train:
+                K = linear.kernel  # the probe already has the NTK at init on these inputs
+            else:
+                K = net.ntk(x_ntk)
             if not k0:  # at init, also each layer's share of the trace
                 record["ntk_init_layer_share"] = layer_shares(net.ntk_layer_diagonals(x_ntk))
             summary = kernel_checkpoint(K, y_ntk, net.predict(x_ntk), data.kind)

@@ -52,6 +52,10 @@ def test_linearized_and_analytic_can_be_switched_off_and_skip_with_a_reason():
                                                      linearized=False, analytic=False)))
     assert "linearized" not in rec and "curve_lin_gap_train" not in rec
     assert "analytic_distance" not in rec["ntk_init"]
+    # With the probe on, the kernel at init is taken from it: the same numbers.
+    on = run_trial(tiny_trial())
+    assert on["ntk_init"]["lambda_max"] == rec["ntk_init"]["lambda_max"]
+    assert on["ntk_drift"] == rec["ntk_drift"]
     rec = run_trial(tiny_trial(training=TrainingConfig(optimizer="adam", lr=0.01, steps=10)))
     assert rec["status"] == "ok"
     assert "adam" in rec["linearized"]["skipped"]

@@ -102,6 +102,8 @@ class LinearizedProbe:
             raise NonFiniteInit("the network's outputs or NTK at init are not finite")
         self.outputs = linearized_outputs(K, f0, y_train, lr=lr, steps=steps, cross_kernel=Kx,
                                           f0_test=f0_test)
+        #: The NTK at init on the training inputs, traced over outputs ``(n, n)``.
+        self.kernel = np.einsum("ijoo->ij", K) if full else K
         #: ``ηλ_max/n``: above 2 the linearized model diverges under GD (the network may not).
         self.step_sharpness = float(lr * self.outputs.eigenvalues[-1] / len(x_train))
         self._index = {int(s): i for i, s in enumerate(self.outputs.steps)}
