@@ -76,17 +76,18 @@ def _jacobian_ntk(model: nb.MLP, weights: list[dict], x1, x2, layers=None) -> np
     return K.numpy()
 
 
+@pytest.mark.parametrize("backend", ["torch", "jax"])
 @pytest.mark.parametrize("activation", ["relu", "tanh", "erf", "gelu", "sin"])
 @pytest.mark.parametrize("parameterization", ["standard", "ntk"])
-def test_matches_jacobian_contraction(activation, parameterization):
+def test_matches_jacobian_contraction(activation, parameterization, backend):
     rng = np.random.default_rng(7)
     model = nb.MLP(in_dim=4, width=9, depth=3, out_dim=3, activation=activation,
                    parameterization=parameterization, w_std=1.3, b_std=0.4)
     weights = _random_weights(model, rng)
     x1, x2 = rng.normal(size=(6, 4)), rng.normal(size=(5, 4))
     ref = _jacobian_ntk(model, weights, x1, x2)
-    full = nb.empirical_ntk(model, weights, x1, x2, full=True)
-    traced = nb.empirical_ntk(model, weights, x1, x2)
+    full = nb.empirical_ntk(model, weights, x1, x2, full=True, backend=backend)
+    traced = nb.empirical_ntk(model, weights, x1, x2, backend=backend)
     np.testing.assert_allclose(full, ref, rtol=1e-8, atol=1e-12 * np.abs(ref).max())
     np.testing.assert_allclose(traced, np.einsum("ijoo->ij", ref), rtol=1e-8)
 

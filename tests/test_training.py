@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import ntkbench as nb
-from ntkbench.backends.torch_backend import Network, minibatch_indices
+from ntkbench.backends.torch_backend import Network
+from ntkbench.backends.training import minibatch_indices
 from ntkbench.config import TrainingConfig
 from ntkbench.execute import log_steps, steps_to_fraction
 

@@ -35,6 +35,18 @@ def _torch() -> ModuleType:
         raise
 
 
+@registry.backends.register("jax")
+def _jax() -> ModuleType:
+    """JAX with optax (CPU and CUDA)."""
+    try:
+        return importlib.import_module("ntkbench.backends.jax_backend")
+    except ImportError as exc:
+        if exc.name in ("jax", "jaxlib", "optax"):
+            raise ImportError("the jax backend needs JAX and optax: pip install 'ntkbench[jax]' "
+                              "(or pip install jax optax)") from exc
+        raise
+
+
 def get_backend(name: str) -> ModuleType:
     """The backend module registered as ``name`` (imports it on first use)."""
     return registry.backends.get(name).obj()

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ntkbench.backends.torch_ntk import layer_diagonals, structured_ntk
+from ntkbench.backends.training import TrainLog, is_full_batch, run_training
 from ntkbench.config import TrainingConfig
 from ntkbench.models import MLP
 
@@ -158,13 +159,9 @@ class Network:
 
     def train(self, x: np.ndarray, y: np.ndarray, training: TrainingConfig, *, seed: int,
               checkpoints: list[int], on_checkpoint: Callable[[int, float], None]) -> TrainLog:
-        """Train in place for ``training.steps`` steps.
-
-        ``on_checkpoint(step, full_train_loss)`` is called at every step listed in
-        ``checkpoints`` (0 = before any update) with the parameters after ``step`` updates.
-        Minibatches (``sgd``/``adam`` with a ``batch_size``) are drawn from a numpy generator
-        seeded by ``seed``, so every backend sees the same batch sequence.
-        """
+        """Train in place for ``training.steps`` steps (see
+        :func:`ntkbench.backends.training.run_training` for checkpoints, minibatches and
+        divergence)."""
         xt = self._tensor(x)
         classification = training.loss == "cross_entropy"
         yt = (torch.as_tensor(np.asarray(y), dtype=torch.long, device=self.device)
@@ -174,66 +171,42 @@ class Network:
             opt = torch.optim.Adam(params, lr=training.lr)
         else:
             opt = torch.optim.SGD(params, lr=training.lr, momentum=training.momentum)
-        n = len(x)
-        full_batch = training.optimizer == "gd" or training.batch_size in (None, n)
-        batches = None if full_batch else minibatch_indices(n, training.batch_size,
-                                                            training.steps, seed)
-        checkpoint_set = set(checkpoints)
-        log = TrainLog(exact=full_batch)
-        limit = math.inf  # set from the loss at step 0
-        for step in range(training.steps + 1):
-            if full_batch:
-                loss = self.loss(self.apply(xt), yt, training.loss)
-                log.losses.append(loss.detach().item())
-            elif step == 0 or step in checkpoint_set:
-                # Minibatch steps see only a batch: measure the full train loss at
-                # checkpoints, and at step 0 so that steps-to-fraction has its reference.
-                with torch.no_grad():
-                    log.losses.append(self.loss(self.apply(xt), yt, training.loss).item())
-                log.loss_steps.append(step)
-            if step in checkpoint_set:
-                on_checkpoint(step, log.losses[-1])
-            if step == 0:
-                limit = training.diverge_factor * max(log.losses[0], 1e-30)
-            if not math.isfinite(log.losses[-1]) or log.losses[-1] > limit:
-                log.diverged_at = step
-                return log
-            if step == training.steps:
-                break
-            if not full_batch:
-                idx = torch.as_tensor(batches[step], device=self.device)
-                loss = self.loss(self.apply(xt[idx]), yt[idx], training.loss)
-                if not math.isfinite(loss.detach().item()):
-                    log.diverged_at = step
-                    return log
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        return log
+        stepper = _TorchStepper(self, xt, yt, training.loss, opt,
+                                full_batch=is_full_batch(training, len(x)))
+        return run_training(stepper, len(x), training, seed=seed, checkpoints=checkpoints,
+                            on_checkpoint=on_checkpoint)
 
 
-class TrainLog:
-    """What training produced: the train-loss series and whether/when it diverged.
+class _TorchStepper:
+    """Loss and optimizer step of :class:`Network` for the shared training loop."""
 
-    ``losses`` is the full-batch train loss at every step when ``exact`` (full-batch
-    training), otherwise at the checkpoint steps in ``loss_steps``.
-    """
+    def __init__(self, net: Network, x: torch.Tensor, y: torch.Tensor, loss: str,
+                 opt: torch.optim.Optimizer, *, full_batch: bool) -> None:
+        self.net, self.x, self.y, self.kind, self.opt = net, x, y, loss, opt
+        self.full_batch = full_batch
+        self._loss: torch.Tensor | None = None
 
-    def __init__(self, exact: bool) -> None:
-        self.exact = exact
-        self.losses: list[float] = []
-        self.loss_steps: list[int] = []
-        self.diverged_at: int | None = None
+    def full_loss(self) -> float:
+        # Full-batch training keeps the graph: the step reuses this forward pass.
+        with torch.set_grad_enabled(self.full_batch):
+            loss = self.net.loss(self.net.apply(self.x), self.y, self.kind)
+        self._loss = loss if self.full_batch else None
+        return loss.detach().item()
 
-
-def minibatch_indices(n: int, batch_size: int, steps: int, seed: int) -> list[np.ndarray]:
-    """Index arrays of ``steps`` minibatches: shuffled epochs without replacement."""
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EED]))
-    out: list[np.ndarray] = []
-    while len(out) < steps:
-        perm = rng.permutation(n)
-        out.extend(perm[i:i + batch_size] for i in range(0, n - batch_size + 1, batch_size))
-    return out[:steps]
+    def step(self, batch: np.ndarray | None) -> float | None:
+        value = None
+        if batch is None:
+            loss = self._loss
+        else:
+            idx = torch.as_tensor(batch, device=self.net.device)
+            loss = self.net.loss(self.net.apply(self.x[idx]), self.y[idx], self.kind)
+            value = loss.detach().item()
+            if not math.isfinite(value):
+                return value
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return value
 
 
 def empirical_ntk(model: MLP, weights: list[dict[str, np.ndarray]], x1: np.ndarray,

@@ -1,0 +1,313 @@
+"""JAX backend: the same networks, training and structured NTK as the torch backend.
+
+Importing this module turns on ``jax_enable_x64`` (JAX computes in float32 only unless 64-bit
+mode is on); every array here carries an explicit dtype, so float32 trials stay float32.
+Optimizers come from optax: ``gd``/``sgd`` are ``optax.sgd`` (with ``momentum``; the same heavy
+ball form as ``torch.optim.SGD``), ``adam`` is ``optax.adam`` with torch's defaults.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+from collections.abc import Callable
+from functools import partial
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+from ntkbench.backends.training import TrainLog, is_full_batch, run_training  # noqa: E402
+from ntkbench.config import TrainingConfig  # noqa: E402
+from ntkbench.models import MLP  # noqa: E402
+
+name = "jax"
+
+_DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
+_SQRT_2_OVER_PI = 2.0 / math.sqrt(math.pi)
+# Bytes of block temporaries when no chunk size is given (as in the torch engine).
+DEFAULT_BLOCK_BYTES = 512 * 2**20
+
+
+def _gpus() -> list:
+    try:
+        return jax.devices("gpu")
+    except RuntimeError:
+        return []
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` → ``cuda`` when JAX sees a GPU, else ``cpu``; ``cuda`` without a GPU raises."""
+    if device == "auto":
+        return "cuda" if _gpus() else "cpu"
+    if device.startswith("cuda") and not _gpus():
+        raise RuntimeError(f"device {device!r} requested but JAX sees no GPU "
+                           f"(jax {jax.__version__}); install jax[cuda12] or use device: cpu")
+    return device
+
+
+def _jax_device(device: str):
+    if device.startswith("cuda"):
+        index = int(device.split(":")[1]) if ":" in device else 0
+        return _gpus()[index]
+    return jax.devices("cpu")[0]
+
+
+def device_name(device: str) -> str:
+    """A human-readable name of the device, for the trial record."""
+    if device.startswith("cuda"):
+        return _jax_device(device).device_kind
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def library_versions() -> dict[str, str]:
+    import jaxlib
+
+    return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "optax": optax.__version__}
+
+
+def _activation(name_: str) -> tuple[Callable, Callable]:
+    """``(φ, φ′)`` for an activation name (the same definitions as the torch backend)."""
+    if name_ == "relu":
+        return jax.nn.relu, lambda z: (z > 0).astype(z.dtype)
+    if name_ == "tanh":
+        return jnp.tanh, lambda z: 1.0 - jnp.tanh(z) ** 2
+    if name_ == "erf":
+        return jax.scipy.special.erf, lambda z: _SQRT_2_OVER_PI * jnp.exp(-z * z)
+    if name_ == "gelu":
+        return (lambda z: jax.nn.gelu(z, approximate=False),
+                lambda z: 0.5 * (1 + jax.scipy.special.erf(z / math.sqrt(2)))
+                + z * jnp.exp(-0.5 * z * z) / math.sqrt(2 * math.pi))
+    if name_ == "sin":
+        return jnp.sin, jnp.cos
+    if name_ == "linear":
+        return (lambda z: z), jnp.ones_like
+    raise ValueError(f"unknown activation {name_!r}")
+
+
+@partial(jax.jit, static_argnames=("scales", "activation", "bias"))
+def _sensitivities(params: list[jax.Array], x: jax.Array, *, scales: tuple, activation: str,
+                   bias: bool) -> tuple[list[jax.Array], list[jax.Array | None]]:
+    """Layer inputs ``A_l`` and sensitivities ``Δ_l`` (n, out_dim, fan_out), the readout's
+    ``Δ`` (the identity) as ``None``; see :mod:`ntkbench.backends.torch_ntk`. Compiled once
+    per architecture and input shape, shared by every :class:`Network`."""
+    act, dact = _activation(activation)
+    inputs, pre = [], []
+    h = x
+    n_layers = len(scales)
+    for i, (sw, sb) in enumerate(scales):
+        inputs.append(h)
+        if i == n_layers - 1:
+            break
+        z = sw * (h @ params[2 * i].T)
+        if bias:
+            z = z + sb * params[2 * i + 1]
+        pre.append(z)
+        h = act(z)
+    deltas: list[jax.Array | None] = [None] * n_layers
+    if n_layers > 1:
+        delta = (scales[-1][0] * params[-2])[None] * dact(pre[-1])[:, None]
+        deltas[-2] = delta
+        for i in range(n_layers - 2, 0, -1):
+            delta = (scales[i][0] * (delta @ params[2 * i])) * dact(pre[i - 1])[:, None]
+            deltas[i - 1] = delta
+    return inputs, deltas
+
+
+@partial(jax.jit, static_argnames=("scales", "bias", "out_dim", "full"))
+def _block_terms(a1: list, a2: list, d1: list, d2: list, *, scales: tuple, bias: bool,
+                 out_dim: int, full: bool) -> list[jax.Array]:
+    """Each layer's contribution ``(s_W² A1A2ᵀ + s_b²) ⊙ Σ_o Δ1_o Δ2_oᵀ`` to one block, from
+    the block's inputs and sensitivities."""
+    terms = []
+    for (sw, sb), A1, A2, D1, D2 in zip(scales, a1, a2, d1, d2, strict=True):
+        gram = sw * sw * (A1 @ A2.T)
+        if bias:
+            gram = gram + sb * sb
+        if D1 is None:
+            terms.append(gram[:, :, None, None] * jnp.eye(out_dim, dtype=gram.dtype) if full
+                         else out_dim * gram)
+        elif full:
+            terms.append(gram[:, :, None, None] * jnp.einsum("iok,jpk->ijop", D1, D2))
+        else:
+            terms.append(gram * (D1.reshape(D1.shape[0], -1) @ D2.reshape(D2.shape[0], -1).T))
+    return terms
+
+
+class Network:
+    """An :class:`~ntkbench.models.MLP` with concrete weights on a JAX device.
+
+    Same interface as :class:`ntkbench.backends.torch_backend.Network`.
+    """
+
+    def __init__(self, model: MLP, weights: list[dict[str, np.ndarray]], *,
+                 dtype: str = "float32", device: str = "cpu") -> None:
+        self.model = model
+        self.dtype = _DTYPES[dtype]
+        self.device = _jax_device(device)
+        self.params: list[jax.Array] = []
+        for layer in weights:
+            self.params += [self._array(layer["W"]), self._array(layer["b"])]
+        self.scales = [model.scales(info) for info in model.layers()]
+        self.act, self.dact = _activation(model.activation)
+        self._forward = jax.jit(self._apply)
+
+    def peak_memory_mb(self) -> float | None:
+        """Peak device memory in use (``None`` on the CPU, where JAX keeps no statistics)."""
+        if self.device.platform == "cpu":
+            return None
+        stats = self.device.memory_stats() or {}
+        peak = stats.get("peak_bytes_in_use")
+        return None if peak is None else peak / 2**20
+
+    def _array(self, x: np.ndarray) -> jax.Array:
+        # Cast on the host first, as the torch backend does: the same float32 rounding.
+        return jax.device_put(np.asarray(x, dtype=np.dtype(self.dtype)), self.device)
+
+    def weights(self) -> list[dict[str, np.ndarray]]:
+        """Current weights in the neutral format (float64 numpy)."""
+        return [{"W": np.asarray(W, dtype=np.float64), "b": np.asarray(b, dtype=np.float64)}
+                for W, b in zip(self.params[::2], self.params[1::2], strict=True)]
+
+    def _apply(self, params: list[jax.Array], x: jax.Array) -> jax.Array:
+        """The forward pass of :mod:`ntkbench.models`."""
+        h = x
+        last = len(self.scales) - 1
+        for i, (sw, sb) in enumerate(self.scales):
+            z = sw * (h @ params[2 * i].T)
+            if self.model.bias:
+                z = z + sb * params[2 * i + 1]
+            h = self.act(z) if i < last else z
+        return h
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Network outputs ``(n, out_dim)`` as float64 numpy."""
+        return np.asarray(self._forward(self.params, self._array(x)), dtype=np.float64)
+
+    def loss_value(self, params: list[jax.Array], x: jax.Array, y: jax.Array,
+                   kind: str) -> jax.Array:
+        """``mse``: ``1/(2n) Σ_i ‖f_i − y_i‖²``; ``cross_entropy``: mean over samples."""
+        out = self._apply(params, x)
+        if kind == "mse":
+            return 0.5 * jnp.sum((out - y) ** 2) / out.shape[0]
+        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(out, y))
+
+    def _sensitivities(self, x: jax.Array) -> tuple[list[jax.Array], list[jax.Array | None]]:
+        return _sensitivities(self.params, x, scales=tuple(self.scales),
+                              activation=self.model.activation, bias=self.model.bias)
+
+    def ntk(self, x1: np.ndarray, x2: np.ndarray | None = None, *, full: bool = False,
+            per_layer: bool = False, chunk_size: int | None = None) -> np.ndarray:
+        """Empirical NTK by layer structure, in square blocks; same contract as the torch
+        backend's ``Network.ntk``."""
+        s1 = self._sensitivities(self._array(x1))
+        symmetric = x2 is None
+        s2 = s1 if symmetric else self._sensitivities(self._array(x2))
+        n1, n2 = len(x1), len(x1 if symmetric else x2)
+        out_dim, n_layers = self.model.out_dim, len(self.scales)
+        if chunk_size is None:
+            per_entry = np.dtype(self.dtype).itemsize * (out_dim * out_dim if full else 1) * 3
+            chunk_size = max(1, math.isqrt(DEFAULT_BLOCK_BYTES // per_entry))
+        tail = (out_dim, out_dim) if full else ()
+        out = np.empty(((n_layers,) if per_layer else ()) + (n1, n2) + tail)
+        for r0 in range(0, n1, chunk_size):
+            r = slice(r0, min(r0 + chunk_size, n1))
+            for c0 in range(r0 if symmetric else 0, n2, chunk_size):
+                c = slice(c0, min(c0 + chunk_size, n2))
+                terms = _block_terms(
+                    [A[r] for A in s1[0]], [A[c] for A in s2[0]],
+                    [None if D is None else D[r] for D in s1[1]],
+                    [None if D is None else D[c] for D in s2[1]], scales=tuple(self.scales),
+                    bias=self.model.bias, out_dim=out_dim, full=full)
+                blocks = [(out[i], t) for i, t in enumerate(terms)] if per_layer else [
+                    (out, sum(terms[1:], terms[0]))]
+                for target, block in blocks:
+                    target[r, c] = np.asarray(block)
+                    if symmetric and c0 != r0:
+                        target[c, r] = (target[r, c].transpose(1, 0, 3, 2) if full
+                                        else target[r, c].T)
+        return out
+
+    def ntk_layer_diagonals(self, x: np.ndarray) -> np.ndarray:
+        """Each weight layer's contribution to the NTK diagonal, ``(L, n)`` float64."""
+        inputs, deltas = self._sensitivities(self._array(x))
+        rows = []
+        for (sw, sb), A, D in zip(self.scales, inputs, deltas, strict=True):
+            row = sw * sw * jnp.sum(A * A, axis=1) + (sb * sb if self.model.bias else 0.0)
+            rows.append(row * (self.model.out_dim if D is None else jnp.sum(D * D, axis=(1, 2))))
+        return np.asarray(jnp.stack(rows), dtype=np.float64)
+
+    def train(self, x: np.ndarray, y: np.ndarray, training: TrainingConfig, *, seed: int,
+              checkpoints: list[int], on_checkpoint: Callable[[int, float], None]) -> TrainLog:
+        """Train in place for ``training.steps`` steps (the shared loop of
+        :func:`ntkbench.backends.training.run_training`)."""
+        classification = training.loss == "cross_entropy"
+        xa = self._array(x)
+        ya = (jax.device_put(np.asarray(y, dtype=np.int32), self.device) if classification
+              else self._array(np.asarray(y).reshape(len(x), -1)))
+        stepper = _JaxStepper(self, xa, ya, training, full_batch=is_full_batch(training, len(x)))
+        log = run_training(stepper, len(x), training, seed=seed, checkpoints=checkpoints,
+                           on_checkpoint=on_checkpoint)
+        return log
+
+
+class _JaxStepper:
+    """Loss and optax update of :class:`Network` for the shared training loop."""
+
+    def __init__(self, net: Network, x: jax.Array, y: jax.Array, training: TrainingConfig, *,
+                 full_batch: bool) -> None:
+        self.net, self.x, self.y, self.full_batch = net, x, y, full_batch
+        if training.optimizer == "adam":
+            self.opt = optax.adam(training.lr)
+        else:
+            self.opt = optax.sgd(training.lr, momentum=training.momentum or None)
+        # Without a bias the b entries stay fixed, as torch's requires_grad=False does.
+        frozen = [] if net.model.bias else list(range(1, len(net.params), 2))
+        self.opt_state = self.opt.init(net.params)
+        kind = training.loss
+
+        def loss(params, x, y):
+            return net.loss_value(params, x, y, kind)
+
+        def update(params, state, grads):
+            if frozen:
+                grads = [jnp.zeros_like(g) if i in frozen else g for i, g in enumerate(grads)]
+            updates, state = self.opt.update(grads, state, params)
+            return optax.apply_updates(params, updates), state
+
+        self._value_and_grad = jax.jit(jax.value_and_grad(loss))
+        self._loss = jax.jit(loss)
+        self._update = jax.jit(update)
+        self._grads = None
+
+    def full_loss(self) -> float:
+        if self.full_batch:  # keep the gradient: the step reuses this evaluation
+            value, self._grads = self._value_and_grad(self.net.params, self.x, self.y)
+        else:
+            value = self._loss(self.net.params, self.x, self.y)
+        return float(value)
+
+    def step(self, batch: np.ndarray | None) -> float | None:
+        value = None
+        if batch is None:
+            grads = self._grads
+        else:
+            loss, grads = self._value_and_grad(self.net.params, self.x[batch], self.y[batch])
+            value = float(loss)
+            if not math.isfinite(value):
+                return value
+        self.net.params, self.opt_state = self._update(self.net.params, self.opt_state, grads)
+        return value
+
+
+def empirical_ntk(model: MLP, weights: list[dict[str, np.ndarray]], x1: np.ndarray,
+                  x2: np.ndarray | None = None, *, dtype: str = "float64",
+                  device: str = "cpu", full: bool = False, per_layer: bool = False,
+                  chunk_size: int | None = None) -> np.ndarray:
+    """See :func:`ntkbench.ntk.empirical.empirical_ntk`."""
+    return Network(model, weights, dtype=dtype, device=resolve_device(device)).ntk(
+        x1, x2, full=full, per_layer=per_layer, chunk_size=chunk_size)
