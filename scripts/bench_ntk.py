@@ -5,6 +5,8 @@ For every (n, depth) cell of an MLP ``in_dim → width × depth → out_dim`` th
 
 - ``ntkbench``: ``nb.empirical_ntk(model, weights, x, dtype=..., device=...)``, numpy in and
   numpy out, exactly what a user calls;
+- ``ntkbench_jax`` (needs ``jax``; in the defaults when it is installed): the same call with
+  ``backend="jax"``;
 - ``floor``: the least work the layer-structured kernel needs, in plain torch on tensors
   already on the device (``benchmarks/ntk_methods.py: floor_ntk``);
 - ``jacobian``: torch.func per-example Jacobians ``vmap(jacrev(f))`` contracted over parameters;
@@ -35,6 +37,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import os
 import platform
@@ -55,10 +58,11 @@ import torch  # noqa: E402
 import ntkbench as nb  # noqa: E402
 from benchmarks import ntk_methods as nm  # noqa: E402
 
-DEFAULT_METHODS = ("ntkbench", "floor", "jacobian", "ntk_vp")
+DEFAULT_METHODS = ("ntkbench", *(("ntkbench_jax",) if importlib.util.find_spec("jax") else ()),
+                   "floor", "jacobian", "ntk_vp")
 # torch.func recipes reach a fraction of the matrix-product rate (memory-bound Jacobian
 # writes, vmap bookkeeping); used only to predict whether a cell fits its time budget.
-EFFICIENCY = {"ntkbench": 0.5, "floor": 0.5, "jacobian": 0.35, "ntk_vp": 0.35,
+EFFICIENCY = {"ntkbench": 0.5, "ntkbench_jax": 0.5, "floor": 0.5, "jacobian": 0.35, "ntk_vp": 0.35,
               "ntk_vp_pairwise": 0.2}
 REFERENCE = {"n": 256, "depth": 3, "width": 512, "in_dim": 784, "out_dim": 1}
 
@@ -269,6 +273,8 @@ def run_cell(args: argparse.Namespace, n: int, depth: int, rate: float) -> tuple
         return {
             "ntkbench": lambda: nb.empirical_ntk(model, weights, x_np, dtype=dtype,
                                                  device=args.device),
+            "ntkbench_jax": lambda: nb.empirical_ntk(model, weights, x_np, dtype=dtype,
+                                                     device=args.device, backend="jax"),
             "floor": lambda: nm.floor_ntk(params, x, activation=args.activation),
             "jacobian": lambda: nm.jacobian_contraction_ntk(net, values, x),
             "ntk_vp": lambda: nm.ntk_vector_products_ntk(net, values, x),
@@ -279,7 +285,7 @@ def run_cell(args: argparse.Namespace, n: int, depth: int, rate: float) -> tuple
     fns = make(args.dtype)
     # ntkbench and the floor take turns (their ratio is the headline); each torch.func recipe
     # runs on its own so that a slow one never delays the others.
-    fast = [m for m in args.methods if m in ("ntkbench", "floor")]
+    fast = [m for m in args.methods if m in ("ntkbench", "ntkbench_jax", "floor")]
     groups = [fast] + [[m] for m in args.methods if m not in fast]
     by_name: dict[str, Result] = {}
     for group in groups:

@@ -6,7 +6,7 @@ import torch
 from conftest import tiny_trial
 
 import ntkbench as nb
-from ntkbench.backends import torch_backend
+from ntkbench.backends import get_backend, torch_backend
 from ntkbench.execute import run_trial
 
 
@@ -58,3 +58,40 @@ def test_cuda_trial_records_gpu_name_and_memory():
         cpu["ntk_init"]["analytic_distance"], rel=1e-3)
     assert rec["linearized"]["gap_train"] == pytest.approx(cpu["linearized"]["gap_train"],
                                                            rel=0.05, abs=1e-4)
+
+
+def _jax_gpu() -> bool:
+    try:
+        import jax
+    except ImportError:
+        return False
+    try:
+        return bool(jax.devices("gpu"))
+    except RuntimeError:
+        return False
+
+
+@pytest.mark.skipif(_jax_gpu(), reason="checks the CPU-only behaviour")
+def test_jax_auto_is_cpu_and_cuda_is_a_clear_error_without_a_gpu():
+    jax_backend = get_backend("jax")
+    assert jax_backend.resolve_device("auto") == "cpu"
+    with pytest.raises(RuntimeError, match="JAX sees no GPU"):
+        jax_backend.resolve_device("cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _jax_gpu(), reason="JAX sees no GPU")
+@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-10), ("float32", 1e-4)])
+def test_jax_cuda_ntk_and_trial_match_cpu(dtype, rtol):
+    rng = np.random.default_rng(0)
+    model = nb.MLP(in_dim=5, width=128, depth=3, out_dim=2, activation="gelu")
+    weights = nb.initialize(model, "he_normal", seed=1)
+    x = rng.normal(size=(64, 5))
+    for kwargs in ({}, {"full": True, "chunk_size": 7}, {"per_layer": True}):
+        cpu = nb.empirical_ntk(model, weights, x, dtype=dtype, backend="jax", **kwargs)
+        gpu = nb.empirical_ntk(model, weights, x, dtype=dtype, backend="jax", device="cuda",
+                               **kwargs)
+        np.testing.assert_allclose(gpu, cpu, rtol=rtol, atol=rtol * np.abs(cpu).max())
+    rec = run_trial(tiny_trial(backend="jax", device="cuda"))
+    assert rec["status"] == "ok", rec.get("error")
+    assert rec["device_resolved"] == "cuda" and rec["device_name"]

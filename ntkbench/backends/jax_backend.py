@@ -8,6 +8,7 @@ ball form as ``torch.optim.SGD``), ``adam`` is ``optax.adam`` with torch's defau
 
 from __future__ import annotations
 
+import functools
 import math
 import platform
 from collections.abc import Callable
@@ -33,6 +34,7 @@ _SQRT_2_OVER_PI = 2.0 / math.sqrt(math.pi)
 DEFAULT_BLOCK_BYTES = 512 * 2**20
 
 
+@functools.cache
 def _gpus() -> list:
     try:
         return jax.devices("gpu")
@@ -118,11 +120,31 @@ def _sensitivities(params: list[jax.Array], x: jax.Array, *, scales: tuple, acti
     return inputs, deltas
 
 
-@partial(jax.jit, static_argnames=("scales", "bias", "out_dim", "full"))
+@partial(jax.jit, static_argnames=("scales", "activation", "bias", "out_dim", "full",
+                                   "per_layer"))
+def _whole_kernel(params: list[jax.Array], x1: jax.Array, x2: jax.Array | None, *,
+                  scales: tuple, activation: str, bias: bool, out_dim: int, full: bool,
+                  per_layer: bool) -> list[jax.Array] | jax.Array:
+    """The kernel in one block: sensitivities and Gram products in one compiled function."""
+    s1 = _sensitivities.__wrapped__(params, x1, scales=scales, activation=activation, bias=bias)
+    s2 = s1 if x2 is None else _sensitivities.__wrapped__(params, x2, scales=scales,
+                                                          activation=activation, bias=bias)
+    return _block_terms.__wrapped__(s1[0], s2[0], s1[1], s2[1], scales=scales, bias=bias,
+                                    out_dim=out_dim, full=full, per_layer=per_layer)
+
+
+def _rows(arrays: list, rows: slice, n: int) -> list:
+    """``arrays`` restricted to ``rows`` (no copy when the block spans every row)."""
+    if rows.start == 0 and rows.stop == n:
+        return arrays
+    return [None if a is None else a[rows] for a in arrays]
+
+
+@partial(jax.jit, static_argnames=("scales", "bias", "out_dim", "full", "per_layer"))
 def _block_terms(a1: list, a2: list, d1: list, d2: list, *, scales: tuple, bias: bool,
-                 out_dim: int, full: bool) -> list[jax.Array]:
+                 out_dim: int, full: bool, per_layer: bool) -> list[jax.Array] | jax.Array:
     """Each layer's contribution ``(s_W² A1A2ᵀ + s_b²) ⊙ Σ_o Δ1_o Δ2_oᵀ`` to one block, from
-    the block's inputs and sensitivities."""
+    the block's inputs and sensitivities; their sum unless ``per_layer``."""
     terms = []
     for (sw, sb), A1, A2, D1, D2 in zip(scales, a1, a2, d1, d2, strict=True):
         gram = sw * sw * (A1 @ A2.T)
@@ -135,7 +157,7 @@ def _block_terms(a1: list, a2: list, d1: list, d2: list, *, scales: tuple, bias:
             terms.append(gram[:, :, None, None] * jnp.einsum("iok,jpk->ijop", D1, D2))
         else:
             terms.append(gram * (D1.reshape(D1.shape[0], -1) @ D2.reshape(D2.shape[0], -1).T))
-    return terms
+    return terms if per_layer else sum(terms[1:], terms[0])
 
 
 class Network:
@@ -204,14 +226,22 @@ class Network:
             per_layer: bool = False, chunk_size: int | None = None) -> np.ndarray:
         """Empirical NTK by layer structure, in square blocks; same contract as the torch
         backend's ``Network.ntk``."""
-        s1 = self._sensitivities(self._array(x1))
         symmetric = x2 is None
-        s2 = s1 if symmetric else self._sensitivities(self._array(x2))
         n1, n2 = len(x1), len(x1 if symmetric else x2)
         out_dim, n_layers = self.model.out_dim, len(self.scales)
         if chunk_size is None:
             per_entry = np.dtype(self.dtype).itemsize * (out_dim * out_dim if full else 1) * 3
             chunk_size = max(1, math.isqrt(DEFAULT_BLOCK_BYTES // per_entry))
+        static = {"scales": tuple(self.scales), "activation": self.model.activation,
+                  "bias": self.model.bias, "out_dim": out_dim, "full": full,
+                  "per_layer": per_layer}
+        a1 = self._array(x1)
+        if max(n1, n2) <= chunk_size:  # one block: a single compiled call, nothing in between
+            kernel = _whole_kernel(self.params, a1, None if symmetric else self._array(x2),
+                                   **static)
+            return np.asarray(jnp.stack(kernel) if per_layer else kernel, dtype=np.float64)
+        s1 = self._sensitivities(a1)
+        s2 = s1 if symmetric else self._sensitivities(self._array(x2))
         tail = (out_dim, out_dim) if full else ()
         out = np.empty(((n_layers,) if per_layer else ()) + (n1, n2) + tail)
         for r0 in range(0, n1, chunk_size):
@@ -219,12 +249,11 @@ class Network:
             for c0 in range(r0 if symmetric else 0, n2, chunk_size):
                 c = slice(c0, min(c0 + chunk_size, n2))
                 terms = _block_terms(
-                    [A[r] for A in s1[0]], [A[c] for A in s2[0]],
-                    [None if D is None else D[r] for D in s1[1]],
-                    [None if D is None else D[c] for D in s2[1]], scales=tuple(self.scales),
-                    bias=self.model.bias, out_dim=out_dim, full=full)
-                blocks = [(out[i], t) for i, t in enumerate(terms)] if per_layer else [
-                    (out, sum(terms[1:], terms[0]))]
+                    _rows(s1[0], r, n1), _rows(s2[0], c, n2), _rows(s1[1], r, n1),
+                    _rows(s2[1], c, n2), scales=static["scales"], bias=self.model.bias,
+                    out_dim=out_dim, full=full, per_layer=per_layer)
+                blocks = ([(out[i], t) for i, t in enumerate(terms)] if per_layer
+                          else [(out, terms)])
                 for target, block in blocks:
                     target[r, c] = np.asarray(block)
                     if symmetric and c0 != r0:
