@@ -1,7 +1,8 @@
 """JAX backend: the same networks, training and structured NTK as the torch backend.
 
 Importing this module turns on ``jax_enable_x64`` (JAX computes in float32 only unless 64-bit
-mode is on); every array here carries an explicit dtype, so float32 trials stay float32.
+mode is on; every array here carries an explicit dtype, so float32 trials stay float32) and
+sets ``jax_default_matmul_precision`` to ``highest`` (no TF32 rounding on GPUs).
 Optimizers come from optax: ``gd``/``sgd`` are ``optax.sgd`` (with ``momentum``; the same heavy
 ball form as ``torch.optim.SGD``), ``adam`` is ``optax.adam`` with torch's defaults.
 """
@@ -17,6 +18,9 @@ from functools import partial
 import jax
 
 jax.config.update("jax_enable_x64", True)
+# float32 means float32: on GPUs XLA's default matrix products round inputs to TF32/bf16
+# (errors of ~1e-2 in an NTK), while torch keeps full float32 unless asked otherwise.
+jax.config.update("jax_default_matmul_precision", "highest")
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
