@@ -4,6 +4,7 @@ Public API::
 
     import ntkbench as nb
     model = nb.MLP(in_dim=1, width=256, depth=2, out_dim=1, activation="relu")
+    # or nb.CNN(input_shape=(1, 8, 8), channels=(16, 32), head=(64,), out_dim=10)
     weights = nb.initialize(model, "he_normal", seed=0)
     K = nb.empirical_ntk(model, weights, x1, x2=None, backend="torch", device="cpu")
     nngp, ntk = nb.analytic_kernels(x1, x2=None, depth=2, activation="relu", w_std=1.0)
@@ -18,11 +19,12 @@ from typing import Any
 
 from ntkbench._version import __version__
 from ntkbench.initializers import initialize
-from ntkbench.models import MLP, LayerInfo
+from ntkbench.models import CNN, MLP, LayerInfo
 from ntkbench.ntk.analytic import analytic_kernels
 from ntkbench.registry import register_initializer
 
 __all__ = [
+    "CNN",
     "MLP",
     "LayerInfo",
     "__version__",

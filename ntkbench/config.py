@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
 from ntkbench._version import __version__
 
@@ -28,17 +28,50 @@ class DataConfig(_Frozen):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class ModelConfig(_Frozen):
-    """Architecture of the trained network (input/output sizes come from the data)."""
+#: The model fields that only one architecture uses.
+MODEL_KIND_FIELDS = {"mlp": ("width", "depth"),
+                     "cnn": ("channels", "kernel_size", "stride", "padding", "pool",
+                             "global_pool", "head")}
 
-    kind: Literal["mlp"] = "mlp"
+
+class ModelConfig(_Frozen):
+    """Architecture of the trained network (input/output sizes come from the data).
+
+    ``kind: mlp`` uses ``width`` and ``depth`` (:class:`ntkbench.models.MLP`); ``kind: cnn``
+    uses ``channels``, ``kernel_size``, ``stride``, ``padding``, ``pool``, ``global_pool`` and
+    ``head`` (:class:`ntkbench.models.CNN`) and needs a task whose data declare an image
+    ``input_shape``. The other fields apply to both.
+    """
+
+    kind: Literal["mlp", "cnn"] = "mlp"
     width: PositiveInt = 256
     depth: int = Field(2, ge=0)
+    channels: list[PositiveInt] = Field(default_factory=lambda: [16, 32], min_length=1)
+    kernel_size: PositiveInt = 3
+    stride: PositiveInt = 1
+    padding: int | None = Field(None, ge=0)
+    pool: PositiveInt = 1
+    global_pool: bool = False
+    head: list[PositiveInt] = Field(default_factory=list)
     activation: Literal["relu", "tanh", "erf", "gelu", "sin", "linear"] = "relu"
     parameterization: Literal["standard", "ntk"] = "standard"
     w_std: PositiveFloat = 1.0
     b_std: float = Field(1.0, ge=0)
     bias: bool = True
+
+    @model_validator(mode="after")
+    def _fields_of_the_other_kind(self) -> ModelConfig:
+        # Task files and suites are merged as whole dumps, so "set" means "not the default".
+        other = MODEL_KIND_FIELDS["cnn" if self.kind == "mlp" else "mlp"]
+        for name in other:
+            if getattr(self, name) != type(self).model_fields[name].get_default(
+                    call_default_factory=True):
+                raise ValueError(
+                    f"{name} applies to kind: {'cnn' if self.kind == 'mlp' else 'mlp'}, "
+                    f"not to kind: {self.kind}"
+                    + ("; a CNN's dense layers are set by head: [widths]"
+                       if self.kind == "cnn" else ""))
+        return self
 
 
 class TrainingConfig(_Frozen):

@@ -27,7 +27,7 @@ from ntkbench.config import Trial
 from ntkbench.data.base import Dataset
 from ntkbench.evaluation import METRICS
 from ntkbench.initializers import initialize_with
-from ntkbench.models import MLP
+from ntkbench.models import CNN, MLP, Model
 from ntkbench.ntk.analytic import (
     analytic_method,
     converged_quadrature_points,
@@ -132,11 +132,23 @@ def _identity(trial: Trial) -> dict[str, Any]:
     }
 
 
-def build_model(trial: Trial, data: Dataset) -> MLP:
+def build_model(trial: Trial, data: Dataset) -> Model:
+    """The trial's network: an :class:`MLP` or a :class:`CNN` sized by the data."""
     m = trial.model
-    return MLP(in_dim=data.in_dim, width=m.width, depth=m.depth, out_dim=data.out_dim,
-               activation=m.activation, parameterization=m.parameterization, w_std=m.w_std,
-               b_std=m.b_std, bias=m.bias, input_shape=data.input_shape)
+    common = dict(out_dim=data.out_dim, activation=m.activation,
+                  parameterization=m.parameterization, w_std=m.w_std, b_std=m.b_std,
+                  bias=m.bias)
+    if m.kind == "cnn":
+        shape = data.input_shape
+        if shape is None or len(shape) not in (2, 3) or math.prod(shape) != data.in_dim:
+            raise ValueError(f"model kind 'cnn' needs image inputs, but task "
+                             f"{trial.data.generator!r} gives inputs of dimension {data.in_dim} "
+                             f"with input_shape {shape}; use kind: mlp")
+        return CNN(input_shape=tuple(shape), channels=tuple(m.channels),
+                   kernel_size=m.kernel_size, stride=m.stride, padding=m.padding, pool=m.pool,
+                   global_pool=m.global_pool, head=tuple(m.head), **common)
+    return MLP(in_dim=data.in_dim, width=m.width, depth=m.depth,
+               input_shape=data.input_shape, **common)
 
 
 def _targets_matrix(data: Dataset, y: np.ndarray) -> np.ndarray:
@@ -165,11 +177,16 @@ def run_trial(trial: Trial) -> dict[str, Any]:
     return record
 
 
-def _analytic_distance(trial: Trial, model: MLP, weights: list[dict[str, np.ndarray]],
+def _analytic_distance(trial: Trial, model: Model, weights: list[dict[str, np.ndarray]],
                        x: np.ndarray, K: np.ndarray, record: dict[str, Any]) -> None:
     """Relative distance ``‖K − K_∞‖_F / ‖K_∞‖_F`` of the NTK at init from the infinite-width
     NTK with the same per-layer weight and bias variances (``ntk_init.analytic_distance``)."""
     if not trial.measure.analytic:
+        return
+    if not isinstance(model, MLP):
+        record["ntk_analytic_method"] = None
+        record["ntk_analytic_skipped"] = ("no infinite-width kernel for convolutional networks "
+                                          "(the analytic kernels cover dense MLPs)")
         return
     method = analytic_method(model.activation)
     record["ntk_analytic_method"] = method

@@ -29,6 +29,29 @@ def tiny_trial(initializer: str = "he_normal", seed: int = 0, **overrides) -> Tr
     return Trial(**fields)
 
 
+BACKENDS = ["torch", "jax"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    """Each backend by name: a test that runs on torch runs on JAX too (parametrized).
+
+    The JAX case skips, with the reason, where ``jax`` or ``optax`` is not installed.
+    """
+    if request.param == "jax":
+        for module in ("jax", "optax"):
+            pytest.importorskip(module, reason=f"the jax backend needs {module} "
+                                               "(pip install 'ntkbench[jax]')")
+    return request.param
+
+
+def network_class(backend: str):
+    """The ``Network`` class of the backend registered as ``backend``."""
+    from ntkbench.backends import get_backend
+
+    return get_backend(backend).Network
+
+
 @pytest.fixture
 def ntkbench_cli():
     """Command prefix that runs the CLI of this checkout in a subprocess."""

@@ -95,3 +95,38 @@ def test_jax_cuda_ntk_and_trial_match_cpu(dtype, rtol):
     rec = run_trial(tiny_trial(backend="jax", device="cuda"))
     assert rec["status"] == "ok", rec.get("error")
     assert rec["device_resolved"] == "cuda" and rec["device_name"]
+
+
+def _gpu(backend: str) -> bool:
+    return torch.cuda.is_available() if backend == "torch" else _jax_gpu()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-10), ("float32", 1e-4)])
+def test_cuda_cnn_matches_cpu_and_repeats_exactly(backend, dtype, rtol):
+    """A CNN's NTK and training on the GPU equal the CPU's, and two GPU runs are identical
+    (deterministic convolution algorithms; see README, Determinism)."""
+    if not _gpu(backend):
+        pytest.skip(f"{backend} sees no GPU")
+    from ntkbench.config import TrainingConfig
+
+    model = nb.CNN(input_shape=(2, 10, 10), channels=(16, 32), pool=2, head=(64,), out_dim=3)
+    weights = nb.initialize(model, "orthogonal", seed=2)
+    x = np.random.default_rng(3).normal(size=(48, model.in_dim))
+    y = np.random.default_rng(4).normal(size=(48, 3))
+    for kwargs in ({}, {"full": True, "chunk_size": 20}):
+        cpu = nb.empirical_ntk(model, weights, x, dtype=dtype, backend=backend, **kwargs)
+        gpu = nb.empirical_ntk(model, weights, x, dtype=dtype, backend=backend, device="cuda",
+                               **kwargs)
+        np.testing.assert_allclose(gpu, cpu, rtol=rtol, atol=rtol * np.abs(cpu).max())
+    training = TrainingConfig(lr=0.05, steps=50, dtype=dtype)
+    runs = {}
+    for device in ("cpu", "cuda", "cuda"):
+        net = get_backend(backend).Network(model, weights, dtype=dtype, device=device)
+        log = net.train(x, y, training, seed=0, checkpoints=[], on_checkpoint=lambda *a: None)
+        runs.setdefault(device, []).append((np.array(log.losses), net.predict(x)))
+    (gpu_a, out_a), (gpu_b, out_b) = runs["cuda"]
+    np.testing.assert_array_equal(gpu_a, gpu_b)
+    np.testing.assert_array_equal(out_a, out_b)
+    np.testing.assert_allclose(gpu_a, runs["cpu"][0][0], rtol=10 * rtol)

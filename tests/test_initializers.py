@@ -33,6 +33,7 @@ LAYER = nb.LayerInfo(index=0, depth=1, fan_in=1, fan_out=1, activation="relu", i
 BUILTINS = (
     "zeros", "ones", "constant", "normal", "uniform", "xavier_normal", "xavier_uniform",
     "he_normal", "he_uniform", "kaiming_normal", "kaiming_uniform", "lecun_normal", "orthogonal",
+    "delta_orthogonal",
 )
 DETERMINISTIC = ("zeros", "ones", "constant")
 RANDOM = tuple(n for n in BUILTINS if n not in DETERMINISTIC)
@@ -247,7 +248,7 @@ ORTHO_SHAPES = [(256, 256), (512, 128), (128, 512), (16, 8, 3, 3), (200, 8, 3, 3
 @pytest.mark.parametrize("shape", ORTHO_SHAPES)
 @pytest.mark.parametrize("gain", [1.0, 2.5])
 def test_orthogonal_is_orthonormal(shape: tuple[int, ...], gain: float) -> None:
-    w = draw("orthogonal", shape, gain=gain)
+    w = draw("orthogonal", shape, gain=gain, conv="flatten")
     assert w.shape == shape
     m = w.reshape(shape[0], -1)
     gram = m.T @ m if m.shape[0] >= m.shape[1] else m @ m.T
@@ -266,8 +267,44 @@ def test_orthogonal_runs_torch_recipe_on_the_same_gaussian(shape: tuple[int, ...
     if rows < cols:
         q = q.T
     expected = 1.5 * q.reshape(shape).numpy()
-    np.testing.assert_allclose(draw("orthogonal", shape, seed=3, gain=1.5), expected,
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(draw("orthogonal", shape, seed=3, gain=1.5, conv="flatten"),
+                               expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["orthogonal", "delta_orthogonal"])
+@pytest.mark.parametrize("shape", [(16, 8, 3, 3), (8, 8, 5, 5), (6, 16, 3, 3)])
+def test_delta_orthogonal_kernel_is_an_orthogonal_centre_tap(name: str,
+                                                            shape: tuple[int, ...]) -> None:
+    """Xiao et al. 2018: the centre tap is the Haar (semi-)orthogonal matrix the dense
+    recipe draws from the same rng, every other tap is zero."""
+    w = draw(name, shape, seed=5, gain=1.5)
+    centre = w[:, :, shape[2] // 2, shape[3] // 2]
+    np.testing.assert_array_equal(centre, draw("orthogonal", shape[:2], seed=5, gain=1.5))
+    rest = w.copy()
+    rest[:, :, shape[2] // 2, shape[3] // 2] = 0
+    assert not rest.any()
+
+
+@pytest.mark.parametrize("gain", [1.0, 1.7])
+def test_delta_orthogonal_convolution_preserves_norms(gain: float) -> None:
+    """With out ≥ in channels and 'same' zero padding the delta-orthogonal convolution is an
+    isometry (times gain) of every input image — the dynamical-isometry property."""
+    shape = (12, 5, 3, 3)
+    w = torch.from_numpy(draw("delta_orthogonal", shape, seed=1, gain=gain))
+    x = torch.from_numpy(np.random.default_rng(2).standard_normal((4, 5, 9, 9)))
+    y = torch.nn.functional.conv2d(x, w, padding=1)
+    np.testing.assert_allclose(y.flatten(1).norm(dim=1), gain * x.flatten(1).norm(dim=1),
+                               rtol=1e-12)
+    # A flattened-orthogonal kernel of the same shape is not an isometry of images.
+    wf = torch.from_numpy(draw("orthogonal", shape, seed=1, gain=gain, conv="flatten"))
+    yf = torch.nn.functional.conv2d(x, wf, padding=1)
+    assert not np.allclose(yf.flatten(1).norm(dim=1), gain * x.flatten(1).norm(dim=1),
+                           rtol=1e-3)
+
+
+def test_orthogonal_rejects_an_unknown_conv_mode() -> None:
+    with pytest.raises(ValueError, match="conv must be one of delta, flatten"):
+        draw("orthogonal", (4, 4, 3, 3), conv="centre")
 
 
 @pytest.mark.parametrize("shape", [(512, 512), (1024, 256), (256, 1024)])
@@ -355,7 +392,7 @@ DECLARED = {
     "uniform": {"a": -1.0, "b": 1.0}, "xavier_normal": {"gain": 1.0},
     "xavier_uniform": {"gain": 1.0}, "he_normal": HE_PARAMS, "he_uniform": HE_PARAMS,
     "kaiming_normal": HE_PARAMS, "kaiming_uniform": HE_PARAMS, "lecun_normal": {},
-    "orthogonal": {"gain": 1.0},
+    "orthogonal": {"gain": 1.0, "conv": "delta"}, "delta_orthogonal": {"gain": 1.0},
 }
 
 

@@ -3,9 +3,9 @@ network from its linearization shrinks with width."""
 
 import numpy as np
 import pytest
+from conftest import network_class
 
 import ntkbench as nb
-from ntkbench.backends.torch_backend import Network
 from ntkbench.config import TrainingConfig
 from ntkbench.ntk.linearized import linearization_gap, linearized_outputs
 
@@ -92,7 +92,7 @@ def test_input_errors():
     assert linearization_gap(np.array([3.0, 4.0]), np.array([3.0, 3.0])) == pytest.approx(0.2)
 
 
-def _gap_after_training(width: int, seed: int) -> float:
+def _gap_after_training(width: int, seed: int, backend: str) -> float:
     """Train an NTK-parameterized MLP with full-batch GD; gap to its linearization at the end."""
     rng = np.random.default_rng(100 + seed)
     x = rng.uniform(-1, 1, size=(16, 2))
@@ -103,7 +103,7 @@ def _gap_after_training(width: int, seed: int) -> float:
     wrng = np.random.default_rng(seed)
     weights = [{"W": wrng.normal(size=(info.fan_out, info.fan_in)),
                 "b": wrng.normal(size=info.fan_out)} for info in model.layers()]
-    net = Network(model, weights, dtype="float64")
+    net = network_class(backend)(model, weights, dtype="float64")
     f0, f0_test = net.predict(x), net.predict(x_test)
     K, Kx = net.ntk(x), net.ntk(x_test, x)
     steps, lr = 100, 1.0
@@ -114,8 +114,9 @@ def _gap_after_training(width: int, seed: int) -> float:
                              np.concatenate([lin.train[0], lin.test[0]]))
 
 
-def test_gap_to_the_real_network_shrinks_as_width_grows():
-    gaps = [np.mean([_gap_after_training(w, s) for s in range(3)]) for w in (32, 256, 1024)]
+def test_gap_to_the_real_network_shrinks_as_width_grows(backend):
+    gaps = [np.mean([_gap_after_training(w, s, backend) for s in range(3)])
+            for w in (32, 256, 1024)]
     # Lee et al. 2019: the gap is O(1/√width); each step here multiplies the width by ≥ 4.
     assert gaps[0] > 1.8 * gaps[1] > 1.8**2 * gaps[2], gaps
     assert gaps[2] < 0.02, gaps

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import tiny_trial
+from conftest import network_class, tiny_trial
 
 from ntkbench.config import MeasureConfig, ModelConfig, TrainingConfig
 from ntkbench.execute import run_trial
@@ -12,8 +12,8 @@ from ntkbench.ntk.metrics import top_k_alignment
 from ntkbench.ntk.probes import kernel_checkpoint, layer_shares, residual
 
 
-def test_trial_records_layer_shares_analytic_distance_and_linearized_gap():
-    rec = run_trial(tiny_trial())
+def test_trial_records_layer_shares_analytic_distance_and_linearized_gap(backend):
+    rec = run_trial(tiny_trial(backend=backend))
     assert rec["status"] == "ok", rec.get("error")
     shares = rec["ntk_init_layer_share"]
     assert len(shares) == 2 and all(s > 0 for s in shares)  # depth 1: hidden + readout
@@ -29,14 +29,15 @@ def test_trial_records_layer_shares_analytic_distance_and_linearized_gap():
     assert len(rec["ntk_residual_alignment"]) == len(rec["ntk_step"])
 
 
-def test_wider_networks_are_closer_to_their_infinite_width_kernel_and_linearization():
+def test_wider_networks_are_closer_to_their_infinite_width_kernel_and_linearization(backend):
     def measure(width):
         # NTK parameterization with N(0, 1) weights, so one learning rate suits every width.
         model = ModelConfig(width=width, depth=1, activation="relu", parameterization="ntk",
                             w_std=2**0.5, b_std=0.1)
         recs = [run_trial(tiny_trial("normal", seed=s, model=model,  # std 1 by default
                                      training=TrainingConfig(lr=0.5, steps=30,
-                                                             dtype="float64")))
+                                                             dtype="float64"),
+                                     backend=backend))
                 for s in range(3)]
         return (np.mean([r["ntk_init"]["analytic_distance"] for r in recs]),
                 np.mean([r["linearized"]["gap_test"] for r in recs]))
@@ -47,20 +48,22 @@ def test_wider_networks_are_closer_to_their_infinite_width_kernel_and_linearizat
     assert gap_wide < 0.4 * gap_narrow, (gap_narrow, gap_wide)
 
 
-def test_linearized_and_analytic_can_be_switched_off_and_skip_with_a_reason():
+def test_linearized_and_analytic_can_be_switched_off_and_skip_with_a_reason(backend):
     rec = run_trial(tiny_trial(measure=MeasureConfig(checkpoints=5, ntk_checkpoints=3,
-                                                     linearized=False, analytic=False)))
+                                                     linearized=False, analytic=False),
+                               backend=backend))
     assert "linearized" not in rec and "curve_lin_gap_train" not in rec
     assert "analytic_distance" not in rec["ntk_init"]
     # With the probe on, the kernel at init is taken from it: the same numbers.
-    on = run_trial(tiny_trial())
+    on = run_trial(tiny_trial(backend=backend))
     assert on["ntk_init"]["lambda_max"] == rec["ntk_init"]["lambda_max"]
     assert on["ntk_drift"] == rec["ntk_drift"]
-    rec = run_trial(tiny_trial(training=TrainingConfig(optimizer="adam", lr=0.01, steps=10)))
+    rec = run_trial(tiny_trial(training=TrainingConfig(optimizer="adam", lr=0.01, steps=10),
+                               backend=backend))
     assert rec["status"] == "ok"
     assert "adam" in rec["linearized"]["skipped"]
     rec = run_trial(tiny_trial(measure=MeasureConfig(checkpoints=5, ntk_checkpoints=3,
-                                                     linearized_max_n=5)))
+                                                     linearized_max_n=5), backend=backend))
     assert "linearized_max_n" in rec["linearized"]["skipped"]
 
 
@@ -84,12 +87,12 @@ def test_kernel_checkpoint_adds_output_and_residual_alignment():
     assert math.isnan(bad["residual_top10pct_alignment"])
 
 
-def test_layer_shares_are_trace_fractions_of_the_per_layer_kernels():
+def test_layer_shares_are_trace_fractions_of_the_per_layer_kernels(backend):
     assert layer_shares(np.array([[1.0, 1.0], [2.0, 4.0]])) == pytest.approx([0.25, 0.75])
     assert all(math.isnan(v) for v in layer_shares(np.array([[np.inf, 1.0], [0.0, 0.0]])))
     import ntkbench as nb
-    from ntkbench.backends.torch_backend import Network
 
+    Network = network_class(backend)
     rng = np.random.default_rng(3)
     for model in (nb.MLP(in_dim=3, width=6, depth=2, out_dim=2, activation="gelu"),
                   nb.MLP(in_dim=3, width=6, depth=0, out_dim=1, bias=False),
@@ -102,7 +105,7 @@ def test_layer_shares_are_trace_fractions_of_the_per_layer_kernels():
         np.testing.assert_allclose(diagonals, np.einsum("lii->li", layers), rtol=1e-12)
 
 
-def test_complexity_is_finite_for_a_float32_kernel_and_uses_the_round_off_ridge():
+def test_complexity_is_finite_for_a_float32_kernel_and_uses_the_round_off_ridge(backend):
     rng = np.random.default_rng(2)
     # A power-law spectrum down to 1e-12·λ_max: below float32 round-off, so reg = 0 is
     # dominated by noise in the smallest eigenvalues; the ridge n·ε₃₂·λ_max is the reference.
@@ -115,38 +118,41 @@ def test_complexity_is_finite_for_a_float32_kernel_and_uses_the_round_off_ridge(
     reg = n * float(np.finfo(np.float32).eps) * lam.max()
     expected = float(y[:, 0] @ np.linalg.solve(K + reg * np.eye(n), y[:, 0])) / n
     assert out["rkhs_norm_complexity"] == pytest.approx(expected, rel=1e-6)
-    rec = run_trial(tiny_trial())
+    rec = run_trial(tiny_trial(backend=backend))
     assert math.isfinite(rec["ntk_init"]["rkhs_norm_complexity"])
 
 
-def test_overflowing_init_is_diverged_not_failed_and_skips_the_linearized_probe():
+@pytest.mark.parametrize("w_std", [1e30, 1e40])  # s_W² or s_W itself past float32's range
+def test_overflowing_init_is_diverged_not_failed_and_skips_the_linearized_probe(backend, w_std):
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         rec = run_trial(tiny_trial(model=ModelConfig(width=16, depth=3, activation="relu",
-                                                     parameterization="ntk", w_std=1e30)))
+                                                     parameterization="ntk", w_std=w_std),
+                                   backend=backend))
     assert rec["status"] == "diverged", rec.get("error")
     assert "not finite" in rec["linearized"]["skipped"]
 
 
-def test_complexity_uses_one_ridge_so_float32_and_float64_trials_agree():
+def test_complexity_uses_one_ridge_so_float32_and_float64_trials_agree(backend):
     model = ModelConfig(width=64, depth=1, activation="relu")
     values = {dtype: run_trial(tiny_trial(model=model, training=TrainingConfig(
-        lr=0.1, steps=5, dtype=dtype)))["ntk_init"]["rkhs_norm_complexity"]
+        lr=0.1, steps=5, dtype=dtype), backend=backend))["ntk_init"]["rkhs_norm_complexity"]
         for dtype in ("float32", "float64")}
     assert math.isfinite(values["float64"])
     assert values["float32"] == pytest.approx(values["float64"], rel=0.05)
 
 
-def test_analytic_distance_uses_enough_quadrature_points_or_none():
+def test_analytic_distance_uses_enough_quadrature_points_or_none(backend):
     from ntkbench.ntk.analytic import converged_quadrature_points
 
     # tanh at moderate variance converges; a huge variance does not within 128 points.
-    rec = run_trial(tiny_trial())
+    rec = run_trial(tiny_trial(backend=backend))
     assert rec["ntk_analytic_converged"] and rec["ntk_analytic_quadrature_points"] <= 64
     big = run_trial(tiny_trial(model=ModelConfig(width=16, depth=1, activation="tanh",
-                                                 parameterization="ntk", w_std=30.0)))
+                                                 parameterization="ntk", w_std=30.0),
+                               backend=backend))
     assert big["ntk_analytic_converged"] is False
     assert math.isnan(big["ntk_init"]["analytic_distance"])
     import ntkbench as nb

@@ -19,8 +19,8 @@ from ntkbench.runner import filter_trials, run_trials
 from ntkbench.store import RunStore
 
 
-def test_ok_record_has_every_measurement():
-    rec = run_trial(tiny_trial())
+def test_ok_record_has_every_measurement(backend):
+    rec = run_trial(tiny_trial(backend=backend))
     assert rec["status"] == "ok", rec.get("traceback")
     for key in ("final_test_metric", "final_train_loss", "initial_train_loss", "test_mse",
                 "ntk_drift", "wall_time_s", "peak_memory_mb", "device_name"):
@@ -35,20 +35,23 @@ def test_ok_record_has_every_measurement():
     json.dumps(rec)  # JSON-serialisable
 
 
-def test_record_reproduces_from_config():
-    a, b = run_trial(tiny_trial(seed=3)), run_trial(tiny_trial(seed=3))
+def test_record_reproduces_from_config(backend):
+    a, b = (run_trial(tiny_trial(seed=3, backend=backend)),
+            run_trial(tiny_trial(seed=3, backend=backend)))
     for key in ("final_test_metric", "curve_train_loss", "ntk_init", "ntk_drift"):
         assert a[key] == b[key], key
-    c = run_trial(tiny_trial(seed=4))
+    c = run_trial(tiny_trial(seed=4, backend=backend))
     assert c["final_test_metric"] != a["final_test_metric"]
 
 
-def test_initial_ntk_matches_public_api():
-    trial = tiny_trial(training=TrainingConfig(lr=0.1, steps=1, dtype="float64"))
+def test_initial_ntk_matches_public_api(backend):
+    trial = tiny_trial(training=TrainingConfig(lr=0.1, steps=1, dtype="float64"),
+                       backend=backend)
     rec = run_trial(trial)
     data = nb.registry.tasks.get("oscillatory_1d").obj(seed=0, **trial.data.params)
     model = nb.MLP(in_dim=1, width=16, depth=1, activation="tanh")
-    K = nb.empirical_ntk(model, nb.initialize(model, "he_normal", seed=0), data.x_train)
+    K = nb.empirical_ntk(model, nb.initialize(model, "he_normal", seed=0), data.x_train,
+                         backend=backend)
     assert rec["ntk_init"]["lambda_max"] == pytest.approx(np.linalg.eigvalsh(K)[-1], rel=1e-9)
 
 
@@ -58,7 +61,7 @@ def _plugin(tmp_path, body):
     return path
 
 
-def test_failure_and_divergence_stay_inside_their_trials(tmp_path):
+def test_failure_and_divergence_stay_inside_their_trials(tmp_path, backend):
     _plugin(tmp_path, """
         def flaky(shape, rng, *, layer, fail_seed: int = 1):
             if rng is not None and layer.index == 0 and FAIL[0]:
@@ -70,10 +73,10 @@ def test_failure_and_divergence_stay_inside_their_trials(tmp_path):
             raise RuntimeError("boom in layer %d" % layer.index)
         """)
     src = InitializerConfig(name="broken", source="plug.py:broken")
-    trials = [tiny_trial(seed=0),
-              tiny_trial(initializer="broken", base_dir=str(tmp_path)).model_copy(
-                  update={"initializer": src}),
-              tiny_trial(seed=1, training=TrainingConfig(lr=1e3, steps=30))]
+    trials = [tiny_trial(seed=0, backend=backend),
+              tiny_trial(initializer="broken", base_dir=str(tmp_path),
+                         backend=backend).model_copy(update={"initializer": src}),
+              tiny_trial(seed=1, training=TrainingConfig(lr=1e3, steps=30), backend=backend)]
     summary = run_trials(trials, tmp_path / "run", jobs=1, progress=False)
     assert summary.statuses == {"ok": 1, "failed": 1, "diverged": 1}
     recs = {r["trial_hash"]: r for r in RunStore(tmp_path / "run").records()}
@@ -85,8 +88,8 @@ def test_failure_and_divergence_stay_inside_their_trials(tmp_path):
     assert recs[trials[0].trial_hash]["status"] == "ok"
 
 
-def test_resume_skips_recorded_trials_and_retry_failed(tmp_path):
-    trials = [tiny_trial(seed=s) for s in range(3)]
+def test_resume_skips_recorded_trials_and_retry_failed(tmp_path, backend):
+    trials = [tiny_trial(seed=s, backend=backend) for s in range(3)]
     first = run_trials(trials[:2], tmp_path, progress=False)
     assert first.ran == 2
     t0 = time.perf_counter()
@@ -107,8 +110,8 @@ def test_resume_skips_recorded_trials_and_retry_failed(tmp_path):
     assert (tmp_path / "results.parquet").is_file()
 
 
-def test_parallel_run_equals_serial_run(tmp_path):
-    trials = [tiny_trial(seed=s) for s in range(2)]
+def test_parallel_run_equals_serial_run(tmp_path, backend):
+    trials = [tiny_trial(seed=s, backend=backend) for s in range(2)]
     run_trials(trials, tmp_path / "serial", jobs=1, progress=False)
     run_trials(trials, tmp_path / "parallel", jobs=2, progress=False)
     a = nb.load_results(tmp_path / "serial").set_index("trial_hash").sort_index()
@@ -134,7 +137,7 @@ def test_filter_trials():
 SUITE = """
 name: killtest
 seeds: 6
-backends: [torch]
+backends: [BACKEND]
 device: cpu
 tasks:
   - name: oscillatory_1d
@@ -150,9 +153,9 @@ def _records(run_dir):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
-def test_killed_run_resumes_with_every_trial_recorded_once(tmp_path, sig):
+def test_killed_run_resumes_with_every_trial_recorded_once(tmp_path, sig, backend):
     suite = tmp_path / "suite.yaml"
-    suite.write_text(SUITE)
+    suite.write_text(SUITE.replace("BACKEND", backend))
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "ntkbench.cli.main", "run", str(suite), "--out", str(run_dir),
            "--no-progress", "--jobs", "1"]
@@ -167,7 +170,8 @@ def test_killed_run_resumes_with_every_trial_recorded_once(tmp_path, sig):
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)
     n_before = len(_records(run_dir))
-    assert 2 <= n_before < 12, "the run should have been stopped mid-way"
+    assert 2 <= n_before < 12, (f"the run should have been stopped mid-way: {n_before} "
+                                f"records, exit {proc.returncode}, stderr {err[-2000:]!r}")
     if sig == signal.SIGINT:
         assert proc.returncode == 130 and b"resume" in err and b"Traceback" not in err
     done = subprocess.run(cmd, env=env, capture_output=True, timeout=300)

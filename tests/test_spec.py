@@ -382,3 +382,27 @@ def test_command_line_problems_and_missing_file(write):
         [("<command line>", None, "backends"), ("<command line>", None, "device")]
     with pytest.raises(SpecError, match=r"^missing\.yaml: file: cannot read"):
         load_suite("missing.yaml")
+
+
+def test_an_entry_can_switch_an_mlp_task_to_a_cnn(write):
+    """The wave task sets an MLP's width and depth; a CNN override drops them, keeps the rest."""
+    suite = suite_of(write, """\
+        tasks:
+          - name: wave
+            model: {kind: cnn, channels: [4], head: [8], activation: tanh}
+        initializers: [spec_test_normal]
+        """)
+    (trial,) = suite.trials()
+    m = trial.model
+    assert (m.kind, m.channels, m.head, m.activation) == ("cnn", [4], [8], "tanh")
+    assert (m.width, m.depth) == (256, 2)  # defaults, unused by a CNN
+
+
+def test_cnn_fields_on_an_mlp_are_an_error_at_their_line(write):
+    path = write("tasks:\n  - name: wave\n    model: {channels: [4]}\n"
+                 "initializers: [spec_test_normal]\n")
+    with pytest.raises(SpecError) as info:
+        load_suite(path)
+    (problem,) = info.value.problems
+    assert problem.line == 3 and problem.field.startswith("tasks[0].model"), str(info.value)
+    assert "channels applies to kind: cnn" in problem.message

@@ -2,15 +2,16 @@
 
 import numpy as np
 import pytest
+from conftest import network_class
 
 import ntkbench as nb
-from ntkbench.backends.torch_backend import Network
 from ntkbench.backends.training import minibatch_indices
 from ntkbench.config import TrainingConfig
 from ntkbench.execute import log_steps, steps_to_fraction
 
 
-def test_full_batch_gd_on_linear_model_matches_closed_form():
+def test_full_batch_gd_on_linear_model_matches_closed_form(backend):
+    Network = network_class(backend)
     # depth 0: f(x) = W x + b; GD on L = 1/(2n)‖f − y‖² updates
     # W ← W − η/n · (f − y)ᵀ X,  b ← b − η/n · Σ_i (f_i − y_i), computed here in numpy.
     rng = np.random.default_rng(0)
@@ -39,7 +40,8 @@ def test_full_batch_gd_on_linear_model_matches_closed_form():
     assert log.diverged_at is None
 
 
-def test_divergence_is_detected():
+def test_divergence_is_detected(backend):
+    Network = network_class(backend)
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(32, 2)), rng.normal(size=(32, 1))
     model = nb.MLP(in_dim=2, width=32, depth=2, out_dim=1)
@@ -60,7 +62,8 @@ def test_minibatches_cover_each_epoch_without_replacement():
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_minibatch_optimizers_reduce_the_loss(optimizer):
+def test_minibatch_optimizers_reduce_the_loss(optimizer, backend):
+    Network = network_class(backend)
     rng = np.random.default_rng(2)
     x = rng.uniform(-1, 1, size=(64, 1))
     y = np.sin(3 * x)
@@ -75,7 +78,8 @@ def test_minibatch_optimizers_reduce_the_loss(optimizer):
     assert seen[1] < 0.2 * seen[0]
 
 
-def test_cross_entropy_training_learns_separable_classes():
+def test_cross_entropy_training_learns_separable_classes(backend):
+    Network = network_class(backend)
     rng = np.random.default_rng(3)
     x = rng.normal(size=(60, 2))
     labels = (x[:, 0] > 0).astype(int)
@@ -98,7 +102,8 @@ def test_log_steps_and_steps_to_fraction():
     assert steps_to_fraction(losses, [0, 10, 20, 40, 80], 0.05) == 40
 
 
-def test_minibatch_log_always_starts_at_step_0():
+def test_minibatch_log_always_starts_at_step_0(backend):
+    Network = network_class(backend)
     # steps-to-fraction needs the loss at step 0 even when 0 is not a checkpoint.
     rng = np.random.default_rng(5)
     x, y = rng.normal(size=(32, 2)), rng.normal(size=(32, 1))

@@ -1,4 +1,4 @@
-"""JAX backend: the same networks, training and structured NTK as the torch backend.
+"""JAX backend: the same networks, training and NTK engines as the torch backend.
 
 Importing this module turns on ``jax_enable_x64`` (JAX computes in float32 only unless 64-bit
 mode is on; every array here carries an explicit dtype, so float32 trials stay float32) and
@@ -28,14 +28,13 @@ import optax  # noqa: E402
 
 from ntkbench.backends.training import TrainLog, is_full_batch, run_training  # noqa: E402
 from ntkbench.config import TrainingConfig  # noqa: E402
-from ntkbench.models import MLP  # noqa: E402
+from ntkbench.models import CNN, MLP, Model  # noqa: E402
+from ntkbench.ntk.blocks import JACOBIAN_CACHE_BYTES, assemble, default_chunk  # noqa: E402
 
 name = "jax"
 
 _DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
 _SQRT_2_OVER_PI = 2.0 / math.sqrt(math.pi)
-# Bytes of block temporaries when no chunk size is given (as in the torch engine).
-DEFAULT_BLOCK_BYTES = 512 * 2**20
 
 
 @functools.cache
@@ -95,6 +94,113 @@ def _activation(name_: str) -> tuple[Callable, Callable]:
     raise ValueError(f"unknown activation {name_!r}")
 
 
+def _forward(model: Model, params: list[jax.Array], x: jax.Array) -> jax.Array:
+    """The forward pass of :mod:`ntkbench.models` for an MLP or a CNN (the torch backend's
+    ``forward``, with XLA's convolution in NCHW/OIHW layout)."""
+    scales = [model.scales(info) for info in model.layers()]
+    act, _ = _activation(model.activation)
+    h, first = x, 0
+    if isinstance(model, CNN):
+        h = x.reshape(x.shape[0], *model.input_shape)
+        for i in range(model.n_conv):
+            sw, sb = scales[i]
+            z = sw * jax.lax.conv_general_dilated(
+                h, params[2 * i], (model.stride, model.stride), [(model.pad, model.pad)] * 2,
+                dimension_numbers=("NCHW", "OIHW", "NCHW"))
+            if model.bias:
+                z = z + sb * params[2 * i + 1].reshape(1, -1, 1, 1)
+            h = act(z)
+            if model.pool > 1:  # non-overlapping windows; a remainder row/column is dropped
+                p, (n, c, hh, ww) = model.pool, h.shape
+                h = h[:, :, :hh // p * p, :ww // p * p].reshape(n, c, hh // p, p, ww // p, p)
+                h = h.mean(axis=(3, 5))
+        h = h.mean(axis=(2, 3)) if model.global_pool else h.reshape(h.shape[0], -1)
+        first = model.n_conv
+    last = len(scales) - 1
+    for i in range(first, len(scales)):
+        sw, sb = scales[i]
+        z = sw * (h @ params[2 * i].T)
+        if model.bias:
+            z = z + sb * params[2 * i + 1]
+        h = act(z) if i < last else z
+    return h
+
+
+def _loss_value(model: Model, params: list[jax.Array], x: jax.Array, y: jax.Array,
+                kind: str) -> jax.Array:
+    """``mse``: ``1/(2n) Σ_i ‖f_i − y_i‖²``; ``cross_entropy``: mean over samples."""
+    out = _forward(model, params, x)
+    if kind == "mse":
+        return 0.5 * jnp.sum((out - y) ** 2) / out.shape[0]
+    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(out, y))
+
+
+_jit_forward = jax.jit(_forward, static_argnums=0)
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_steps(model: Model, loss: str, optimizer: str, lr: float, momentum: float):
+    """The optax transform and the jitted ``value_and_grad``, loss and update of one training
+    setup, shared by every network of the same architecture in this process: trials that differ
+    only in weights, data or seed compile once (per input shape)."""
+    opt = optax.adam(lr) if optimizer == "adam" else optax.sgd(lr, momentum=momentum or None)
+    # Without a bias the b entries stay fixed, as torch's requires_grad=False does.
+    frozen = set() if model.bias else set(range(1, 2 * len(model.layers()), 2))
+
+    def value(params, x, y):
+        return _loss_value(model, params, x, y, loss)
+
+    def update(params, state, grads):
+        if frozen:
+            grads = [jnp.zeros_like(g) if i in frozen else g for i, g in enumerate(grads)]
+        updates, state = opt.update(grads, state, params)
+        return optax.apply_updates(params, updates), state
+
+    return opt, jax.jit(jax.value_and_grad(value)), jax.jit(value), jax.jit(update)
+
+
+def _groups(model: Model) -> tuple[tuple[int, ...], ...]:
+    """Indices into the parameter list of each weight layer's trainable arrays."""
+    return tuple((2 * i, 2 * i + 1) if model.bias else (2 * i,)
+                 for i in range(len(model.layers())))
+
+
+@partial(jax.jit, static_argnames=("model",))
+def _layer_jacobians(params: list[jax.Array], x: jax.Array, *,
+                     model: Model) -> list[list[jax.Array]]:
+    """Per-example Jacobians of the outputs: per weight layer one ``(n, O, P)`` array per
+    parameter (``vmap`` of ``jacrev``; see :func:`ntkbench.backends.torch_ntk.layer_jacobians`)."""
+    groups = _groups(model)
+    wanted = sorted({i for g in groups for i in g})
+
+    def single(ps: list[jax.Array], xi: jax.Array) -> jax.Array:
+        full = list(params)
+        for i, p in zip(wanted, ps, strict=True):
+            full[i] = p
+        return _forward(model, full, xi[None])[0]
+
+    jac = jax.vmap(jax.jacrev(single), in_axes=(None, 0))([params[i] for i in wanted], x)
+    n = x.shape[0]
+    by_index = {i: j.reshape(n, j.shape[1], -1) for i, j in zip(wanted, jac, strict=True)}
+    return [[by_index[i] for i in g] for g in groups]
+
+
+@partial(jax.jit, static_argnames=("full", "per_layer"))
+def _jacobian_block(j1: list[list[jax.Array]], j2: list[list[jax.Array]], *, full: bool,
+                    per_layer: bool) -> list[jax.Array] | jax.Array:
+    """Each layer's ``J1_l J2_lᵀ`` (contracted over parameters, and over outputs unless
+    ``full``); their sum unless ``per_layer``."""
+    terms = []
+    for a, b in zip(j1, j2, strict=True):
+        if full:
+            parts = [jnp.einsum("iop,jqp->ijoq", ja, jb) for ja, jb in zip(a, b, strict=True)]
+        else:
+            parts = [ja.reshape(ja.shape[0], -1) @ jb.reshape(jb.shape[0], -1).T
+                     for ja, jb in zip(a, b, strict=True)]
+        terms.append(sum(parts[1:], parts[0]))
+    return terms if per_layer else sum(terms[1:], terms[0])
+
+
 @partial(jax.jit, static_argnames=("scales", "activation", "bias"))
 def _sensitivities(params: list[jax.Array], x: jax.Array, *, scales: tuple, activation: str,
                    bias: bool) -> tuple[list[jax.Array], list[jax.Array | None]]:
@@ -151,7 +257,9 @@ def _block_terms(a1: list, a2: list, d1: list, d2: list, *, scales: tuple, bias:
     the block's inputs and sensitivities; their sum unless ``per_layer``."""
     terms = []
     for (sw, sb), A1, A2, D1, D2 in zip(scales, a1, a2, d1, d2, strict=True):
-        gram = sw * sw * (A1 @ A2.T)
+        # s_W·(s_W·G), not s_W²·G: a Python float s_W² past float32's range would be cast
+        # with an overflow warning, while the torch engine's in-place product just gives inf.
+        gram = sw * (sw * (A1 @ A2.T))
         if bias:
             gram = gram + sb * sb
         if D1 is None:
@@ -164,13 +272,20 @@ def _block_terms(a1: list, a2: list, d1: list, d2: list, *, scales: tuple, bias:
     return terms if per_layer else sum(terms[1:], terms[0])
 
 
+# Scales are Python floats, which JAX casts to the network's dtype with numpy: a float32
+# overflow there becomes inf (as in torch) and must not warn (a trial whose network is not
+# finite at init is recorded as diverged, and RuntimeWarnings may be errors).
+_quiet_overflow = np.errstate(over="ignore")
+
+
 class Network:
-    """An :class:`~ntkbench.models.MLP` with concrete weights on a JAX device.
+    """An :class:`~ntkbench.models.MLP` or :class:`~ntkbench.models.CNN` with concrete weights
+    on a JAX device.
 
     Same interface as :class:`ntkbench.backends.torch_backend.Network`.
     """
 
-    def __init__(self, model: MLP, weights: list[dict[str, np.ndarray]], *,
+    def __init__(self, model: Model, weights: list[dict[str, np.ndarray]], *,
                  dtype: str = "float32", device: str = "cpu") -> None:
         self.model = model
         self.dtype = _DTYPES[dtype]
@@ -180,7 +295,7 @@ class Network:
             self.params += [self._array(layer["W"]), self._array(layer["b"])]
         self.scales = [model.scales(info) for info in model.layers()]
         self.act, self.dact = _activation(model.activation)
-        self._forward = jax.jit(self._apply)
+        self._forward = partial(_jit_forward, model)
 
     def peak_memory_mb(self) -> float | None:
         """Peak device memory in use (``None`` on the CPU, where JAX keeps no statistics)."""
@@ -201,15 +316,14 @@ class Network:
 
     def _apply(self, params: list[jax.Array], x: jax.Array) -> jax.Array:
         """The forward pass of :mod:`ntkbench.models`."""
-        h = x
-        last = len(self.scales) - 1
-        for i, (sw, sb) in enumerate(self.scales):
-            z = sw * (h @ params[2 * i].T)
-            if self.model.bias:
-                z = z + sb * params[2 * i + 1]
-            h = self.act(z) if i < last else z
-        return h
+        return _forward(self.model, params, x)
 
+    @property
+    def structured(self) -> bool:
+        """Whether the NTK uses the layer-structured engine (MLPs) rather than Jacobians."""
+        return isinstance(self.model, MLP)
+
+    @_quiet_overflow
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Network outputs ``(n, out_dim)`` as float64 numpy."""
         return np.asarray(self._forward(self.params, self._array(x)), dtype=np.float64)
@@ -217,15 +331,13 @@ class Network:
     def loss_value(self, params: list[jax.Array], x: jax.Array, y: jax.Array,
                    kind: str) -> jax.Array:
         """``mse``: ``1/(2n) Σ_i ‖f_i − y_i‖²``; ``cross_entropy``: mean over samples."""
-        out = self._apply(params, x)
-        if kind == "mse":
-            return 0.5 * jnp.sum((out - y) ** 2) / out.shape[0]
-        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(out, y))
+        return _loss_value(self.model, params, x, y, kind)
 
     def _sensitivities(self, x: jax.Array) -> tuple[list[jax.Array], list[jax.Array | None]]:
         return _sensitivities(self.params, x, scales=tuple(self.scales),
                               activation=self.model.activation, bias=self.model.bias)
 
+    @_quiet_overflow
     def ntk(self, x1: np.ndarray, x2: np.ndarray | None = None, *, full: bool = False,
             per_layer: bool = False, chunk_size: int | None = None) -> np.ndarray:
         """Empirical NTK by layer structure, in square blocks; same contract as the torch
@@ -233,44 +345,73 @@ class Network:
         symmetric = x2 is None
         n1, n2 = len(x1), len(x1 if symmetric else x2)
         out_dim, n_layers = self.model.out_dim, len(self.scales)
-        if chunk_size is None:
-            per_entry = np.dtype(self.dtype).itemsize * (out_dim * out_dim if full else 1) * 3
-            chunk_size = max(1, math.isqrt(DEFAULT_BLOCK_BYTES // per_entry))
-        static = {"scales": tuple(self.scales), "activation": self.model.activation,
-                  "bias": self.model.bias, "out_dim": out_dim, "full": full,
-                  "per_layer": per_layer}
+        itemsize = np.dtype(self.dtype).itemsize
         a1 = self._array(x1)
+        a2 = a1 if symmetric else self._array(x2)
+        layout = {"symmetric": symmetric, "tail": (out_dim, out_dim) if full else (),
+                  "n_layers": n_layers if per_layer else None}
+        if not self.structured:
+            row_bytes = itemsize * out_dim * self.model.n_params()
+            if chunk_size is None:
+                chunk_size = default_chunk(itemsize, out_dim, full, row_bytes=row_bytes)
+            keep_all = (n1 + (0 if symmetric else n2)) * row_bytes <= JACOBIAN_CACHE_BYTES
+            return assemble(n1, n2, self._jacobian_blocks(a1, a2, symmetric, full, per_layer,
+                                                          keep_all), chunk_size=chunk_size,
+                            **layout)
+        if chunk_size is None:
+            chunk_size = default_chunk(itemsize, out_dim, full)
+        static = {"scales": tuple(self.scales), "bias": self.model.bias, "out_dim": out_dim,
+                  "full": full, "per_layer": per_layer}
         if max(n1, n2) <= chunk_size:  # one block: a single compiled call, nothing in between
-            kernel = _whole_kernel(self.params, a1, None if symmetric else self._array(x2),
-                                   **static)
+            kernel = _whole_kernel(self.params, a1, None if symmetric else a2,
+                                   activation=self.model.activation, **static)
             return np.asarray(jnp.stack(kernel) if per_layer else kernel, dtype=np.float64)
         s1 = self._sensitivities(a1)
-        s2 = s1 if symmetric else self._sensitivities(self._array(x2))
-        tail = (out_dim, out_dim) if full else ()
-        out = np.empty(((n_layers,) if per_layer else ()) + (n1, n2) + tail)
-        for r0 in range(0, n1, chunk_size):
-            r = slice(r0, min(r0 + chunk_size, n1))
-            for c0 in range(r0 if symmetric else 0, n2, chunk_size):
-                c = slice(c0, min(c0 + chunk_size, n2))
-                terms = _block_terms(
-                    _rows(s1[0], r, n1), _rows(s2[0], c, n2), _rows(s1[1], r, n1),
-                    _rows(s2[1], c, n2), scales=static["scales"], bias=self.model.bias,
-                    out_dim=out_dim, full=full, per_layer=per_layer)
-                blocks = ([(out[i], t) for i, t in enumerate(terms)] if per_layer
-                          else [(out, terms)])
-                for target, block in blocks:
-                    target[r, c] = np.asarray(block)
-                    if symmetric and c0 != r0:
-                        target[c, r] = (target[r, c].transpose(1, 0, 3, 2) if full
-                                        else target[r, c].T)
-        return out
+        s2 = s1 if symmetric else self._sensitivities(a2)
 
+        def block(r: slice, c: slice):
+            return _block_terms(_rows(s1[0], r, n1), _rows(s2[0], c, n2), _rows(s1[1], r, n1),
+                                _rows(s2[1], c, n2), **static)
+
+        return assemble(n1, n2, block, chunk_size=chunk_size, **layout)
+
+    def _jacobian_blocks(self, a1: jax.Array, a2: jax.Array, symmetric: bool, full: bool,
+                         per_layer: bool, keep_all: bool) -> Callable:
+        """``block(rows, cols)`` of the Jacobian-contraction kernel; Jacobians are kept (all of
+        them with ``keep_all``, else the row block's) as in
+        :func:`ntkbench.backends.torch_ntk.jacobian_ntk`."""
+        cache: dict[tuple[int, int, int], list[list[jax.Array]]] = {}
+
+        def jac(which: int, s: slice) -> list[list[jax.Array]]:
+            key = (0 if symmetric else which, s.start, s.stop)
+            if key not in cache:
+                if which == 0 and not keep_all:
+                    cache.clear()
+                cache[key] = _layer_jacobians(self.params, (a1 if which == 0 else a2)[s],
+                                              model=self.model)
+            return cache[key]
+
+        def block(r: slice, c: slice):
+            return _jacobian_block(jac(0, r), jac(1, c), full=full, per_layer=per_layer)
+
+        return block
+
+    @_quiet_overflow
     def ntk_layer_diagonals(self, x: np.ndarray) -> np.ndarray:
         """Each weight layer's contribution to the NTK diagonal, ``(L, n)`` float64."""
-        inputs, deltas = self._sensitivities(self._array(x))
+        a = self._array(x)
+        if not self.structured:
+            itemsize = np.dtype(self.dtype).itemsize
+            chunk = default_chunk(itemsize, 1, False,
+                                  row_bytes=itemsize * self.model.out_dim * self.model.n_params())
+            rows = [jnp.stack([sum(jnp.sum(j * j, axis=(1, 2)) for j in layer) for layer in
+                               _layer_jacobians(self.params, a[s:s + chunk], model=self.model)])
+                    for s in range(0, len(x), chunk)]
+            return np.asarray(jnp.concatenate(rows, axis=1), dtype=np.float64)
+        inputs, deltas = self._sensitivities(a)
         rows = []
         for (sw, sb), A, D in zip(self.scales, inputs, deltas, strict=True):
-            row = sw * sw * jnp.sum(A * A, axis=1) + (sb * sb if self.model.bias else 0.0)
+            row = sw * (sw * jnp.sum(A * A, axis=1)) + (sb * sb if self.model.bias else 0.0)
             rows.append(row * (self.model.out_dim if D is None else jnp.sum(D * D, axis=(1, 2))))
         return np.asarray(jnp.stack(rows), dtype=np.float64)
 
@@ -294,29 +435,12 @@ class _JaxStepper:
     def __init__(self, net: Network, x: jax.Array, y: jax.Array, training: TrainingConfig, *,
                  full_batch: bool) -> None:
         self.net, self.x, self.y, self.full_batch = net, x, y, full_batch
-        if training.optimizer == "adam":
-            self.opt = optax.adam(training.lr)
-        else:
-            self.opt = optax.sgd(training.lr, momentum=training.momentum or None)
-        # Without a bias the b entries stay fixed, as torch's requires_grad=False does.
-        frozen = [] if net.model.bias else list(range(1, len(net.params), 2))
-        self.opt_state = self.opt.init(net.params)
-        kind = training.loss
-
-        def loss(params, x, y):
-            return net.loss_value(params, x, y, kind)
-
-        def update(params, state, grads):
-            if frozen:
-                grads = [jnp.zeros_like(g) if i in frozen else g for i, g in enumerate(grads)]
-            updates, state = self.opt.update(grads, state, params)
-            return optax.apply_updates(params, updates), state
-
-        self._value_and_grad = jax.jit(jax.value_and_grad(loss))
-        self._loss = jax.jit(loss)
-        self._update = jax.jit(update)
+        opt, self._value_and_grad, self._loss, self._update = _compiled_steps(
+            net.model, training.loss, training.optimizer, training.lr, training.momentum)
+        self.opt_state = opt.init(net.params)
         self._grads = None
 
+    @_quiet_overflow
     def full_loss(self) -> float:
         if self.full_batch:  # keep the gradient: the step reuses this evaluation
             value, self._grads = self._value_and_grad(self.net.params, self.x, self.y)
@@ -324,6 +448,7 @@ class _JaxStepper:
             value = self._loss(self.net.params, self.x, self.y)
         return float(value)
 
+    @_quiet_overflow
     def step(self, batch: np.ndarray | None) -> float | None:
         value = None
         if batch is None:
@@ -337,7 +462,7 @@ class _JaxStepper:
         return value
 
 
-def empirical_ntk(model: MLP, weights: list[dict[str, np.ndarray]], x1: np.ndarray,
+def empirical_ntk(model: Model, weights: list[dict[str, np.ndarray]], x1: np.ndarray,
                   x2: np.ndarray | None = None, *, dtype: str = "float64",
                   device: str = "cpu", full: bool = False, per_layer: bool = False,
                   chunk_size: int | None = None) -> np.ndarray:

@@ -14,10 +14,16 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ntkbench.backends.torch_ntk import layer_diagonals, structured_ntk
+from ntkbench.backends.torch_ntk import (
+    jacobian_diagonals,
+    jacobian_ntk,
+    layer_diagonals,
+    structured_ntk,
+)
 from ntkbench.backends.training import TrainLog, is_full_batch, run_training
 from ntkbench.config import TrainingConfig
-from ntkbench.models import MLP
+from ntkbench.models import CNN, MLP, Model
+from ntkbench.ntk.blocks import default_chunk
 
 name = "torch"
 
@@ -67,8 +73,38 @@ def _activation(name_: str) -> tuple[Callable, Callable]:
     raise ValueError(f"unknown activation {name_!r}")
 
 
+def forward(model: Model, scales: list[tuple[float, float]], act: Callable,
+            params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """The forward pass of :mod:`ntkbench.models` for an MLP or a CNN (differentiable)."""
+    h, first = x, 0
+    if isinstance(model, CNN):
+        h = x.reshape(x.shape[0], *model.input_shape)
+        for i in range(model.n_conv):
+            sw, sb = scales[i]
+            z = torch.nn.functional.conv2d(h, params[2 * i], stride=model.stride,
+                                           padding=model.pad)
+            if sw != 1.0:
+                z = sw * z
+            if model.bias:
+                z = z + sb * params[2 * i + 1].reshape(1, -1, 1, 1)
+            h = act(z)
+            if model.pool > 1:
+                h = torch.nn.functional.avg_pool2d(h, model.pool)
+        h = h.mean(dim=(2, 3)) if model.global_pool else h.flatten(1)
+        first = model.n_conv
+    last = len(scales) - 1
+    for i in range(first, len(scales)):
+        sw, sb = scales[i]
+        z = sw * (h @ params[2 * i].T)
+        if model.bias:
+            z = z + sb * params[2 * i + 1]
+        h = act(z) if i < last else z
+    return h
+
+
 class Network:
-    """An :class:`~ntkbench.models.MLP` with concrete weights on a device.
+    """An :class:`~ntkbench.models.MLP` or :class:`~ntkbench.models.CNN` with concrete weights
+    on a device.
 
     Args:
         model: the architecture.
@@ -77,7 +113,7 @@ class Network:
         device: a torch device string (already resolved, see :func:`resolve_device`).
     """
 
-    def __init__(self, model: MLP, weights: list[dict[str, np.ndarray]], *,
+    def __init__(self, model: Model, weights: list[dict[str, np.ndarray]], *,
                  dtype: str = "float32", device: str = "cpu") -> None:
         self.model = model
         self.dtype = _DTYPES[dtype]
@@ -90,6 +126,11 @@ class Network:
         self.act, self.dact = _activation(model.activation)
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
+            if isinstance(model, CNN):
+                # cuDNN may pick non-deterministic convolution algorithms (and autotune them
+                # differently from run to run); pin deterministic ones.
+                torch.backends.cudnn.deterministic = True
+                torch.backends.cudnn.benchmark = False
 
     def peak_memory_mb(self) -> float | None:
         """Peak GPU memory allocated since construction (``None`` on the CPU)."""
@@ -113,21 +154,32 @@ class Network:
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """The forward pass of :mod:`ntkbench.models` (differentiable, used for training)."""
-        h = x
-        last = len(self.scales) - 1
-        for i, (sw, sb) in enumerate(self.scales):
-            W, b = self.params[2 * i], self.params[2 * i + 1]
-            z = sw * (h @ W.T)
-            if self.model.bias:
-                z = z + sb * b
-            h = self.act(z) if i < last else z
-        return h
+        return forward(self.model, self.scales, self.act, self.params, x)
+
+    def _forward(self, params, x: torch.Tensor) -> torch.Tensor:
+        return forward(self.model, self.scales, self.act, params, x)
+
+    @property
+    def structured(self) -> bool:
+        """Whether the NTK uses the layer-structured engine (MLPs) rather than Jacobians."""
+        return isinstance(self.model, MLP)
+
+    def _groups(self) -> list[list[int]]:
+        """Indices into ``params`` of each weight layer's trainable tensors."""
+        return [[2 * i, 2 * i + 1] if self.model.bias else [2 * i]
+                for i in range(len(self.scales))]
 
     def ntk_layer_diagonals(self, x: np.ndarray) -> np.ndarray:
         """Each weight layer's contribution to the NTK diagonal ``Θ_l(x_i, x_i)``, ``(L, n)``
         float64 — the per-layer breakdown without the ``L × n × n`` kernels."""
-        return layer_diagonals(self.params, self.scales, self.act, self.dact, self._tensor(x),
-                               bias=self.model.bias)
+        t = self._tensor(x)
+        if self.structured:
+            return layer_diagonals(self.params, self.scales, self.act, self.dact, t,
+                                   bias=self.model.bias)
+        row_bytes = t.element_size() * self.model.out_dim * self.model.n_params()
+        return jacobian_diagonals(self._forward, self.params, self._groups(), t,
+                                  chunk_size=default_chunk(t.element_size(), 1, False,
+                                                           row_bytes=row_bytes))
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Network outputs ``(n, out_dim)`` as float64 numpy."""
@@ -136,10 +188,11 @@ class Network:
 
     def ntk(self, x1: np.ndarray, x2: np.ndarray | None = None, *, full: bool = False,
             per_layer: bool = False, chunk_size: int | None = None) -> np.ndarray:
-        """Empirical NTK ``Θ(x1, x2) = Σ_p ∂f(x1)/∂θ_p · ∂f(x2)/∂θ_p`` by layer structure.
+        """Empirical NTK ``Θ(x1, x2) = Σ_p ∂f(x1)/∂θ_p · ∂f(x2)/∂θ_p``.
 
-        Each dense layer contributes ``(s_W² A1 A2ᵀ + s_b²) ⊙ Σ_o Δ1_o Δ2_oᵀ``; no per-example
-        Jacobian is formed (see :mod:`ntkbench.backends.torch_ntk`).
+        For an MLP each dense layer contributes ``(s_W² A1 A2ᵀ + s_b²) ⊙ Σ_o Δ1_o Δ2_oᵀ`` and no
+        per-example Jacobian is formed; a CNN's kernel contracts per-example Jacobians, a block
+        of examples at a time (see :mod:`ntkbench.backends.torch_ntk`).
 
         Returns:
             float64 ``(n1, n2)`` kernel summed over outputs, ``(n1, n2, O, O)`` if ``full``;
@@ -147,6 +200,10 @@ class Network:
         """
         t1 = self._tensor(x1)
         t2 = None if x2 is None else self._tensor(x2)
+        if not self.structured:
+            return jacobian_ntk(self._forward, self.params, self._groups(), t1, t2,
+                                out_dim=self.model.out_dim, full=full, per_layer=per_layer,
+                                chunk_size=chunk_size)
         return structured_ntk(self.params, self.scales, self.act, self.dact, t1, t2,
                               bias=self.model.bias, out_dim=self.model.out_dim, full=full,
                               per_layer=per_layer, chunk_size=chunk_size)
@@ -209,7 +266,7 @@ class _TorchStepper:
         return value
 
 
-def empirical_ntk(model: MLP, weights: list[dict[str, np.ndarray]], x1: np.ndarray,
+def empirical_ntk(model: Model, weights: list[dict[str, np.ndarray]], x1: np.ndarray,
                   x2: np.ndarray | None = None, *, dtype: str = "float64",
                   device: str = "cpu", full: bool = False, per_layer: bool = False,
                   chunk_size: int | None = None) -> np.ndarray:

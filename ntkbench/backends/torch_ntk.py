@@ -1,4 +1,5 @@
-"""The structured empirical NTK of an MLP in PyTorch, chunked over examples.
+"""The empirical NTK in PyTorch, chunked over examples: structured for MLPs, per-example
+Jacobians for everything else (convolutions).
 
 For a dense layer ``z = s_W·W a + s_b·b`` the gradient of output ``o`` for one example is the
 outer product ``s_W·δ_o aᵀ`` (and ``s_b·δ_o`` for the bias), where ``δ_o = ∂f_o/∂z``. The
@@ -11,23 +12,33 @@ Summed over layers this is the exact NTK, at the cost of one forward pass, one b
 of per-example sensitivities and two Gram products per layer. For the readout ``Δ`` is the
 identity, so its second factor is the constant ``out_dim`` (or ``I`` in the full block).
 
-Large kernels are computed block by block: sensitivities are kept for all examples (they are
-``n × out_dim × Σ widths``, usually far smaller than the ``n × n`` kernel), and the Gram
-products of one square block at a time go straight into a float64 numpy output, so the
-temporaries stay within a fixed memory budget. For ``x2 = x1`` only blocks on or above the
-diagonal are computed and mirrored.
+Large kernels are computed block by block (:func:`ntkbench.ntk.blocks.assemble`):
+sensitivities are kept for all examples (they are ``n × out_dim × Σ widths``, usually far
+smaller than the ``n × n`` kernel), and the Gram products of one square block at a time go
+straight into a float64 numpy output, so the temporaries stay within a fixed memory budget.
+
+A convolution's weight gradient sums outer products over positions, so it has no such
+factorisation; :func:`jacobian_ntk` forms per-example Jacobians ``J_l (n, O, P_l)`` of each
+layer with ``torch.func`` (``vmap`` of ``jacrev``), a block of examples at a time, and
+contracts them: ``Θ_l = J1_l J2_lᵀ`` over parameters.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-# Bytes of block temporaries (Gram products and their accumulator) when no chunk size is given.
-DEFAULT_BLOCK_BYTES = 512 * 2**20
+from ntkbench.ntk.blocks import (
+    DEFAULT_BLOCK_BYTES,
+    JACOBIAN_CACHE_BYTES,
+    assemble,
+    default_chunk,
+)
+
+__all__ = ["DEFAULT_BLOCK_BYTES", "jacobian_ntk", "layer_diagonals", "structured_ntk"]
 
 
 @dataclass
@@ -114,41 +125,111 @@ def structured_ntk(params: list[torch.Tensor], scales: list[tuple[float, float]]
     ``chunk_size`` is the number of rows (and columns) per block; ``None`` picks the largest
     block whose temporaries fit in :data:`DEFAULT_BLOCK_BYTES`.
     """
-    n_layers = len(scales)
     with torch.no_grad():
         s1 = sensitivities(params, scales, act, dact, x1, bias=bias)
         symmetric = x2 is None
         s2 = s1 if symmetric else sensitivities(params, scales, act, dact, x2, bias=bias)
-        n1, n2 = x1.shape[0], (x1 if symmetric else x2).shape[0]
-        tail = (out_dim, out_dim) if full else ()
-        if chunk_size is None:  # square blocks whose three temporaries fit in the budget
-            per_entry = x1.element_size() * (out_dim * out_dim if full else 1) * 3
-            chunk_size = max(1, math.isqrt(DEFAULT_BLOCK_BYTES // per_entry))
-        chunk_size = max(1, int(chunk_size))
-        shape = ((n_layers,) if per_layer else ()) + (n1, n2) + tail
-        out = np.empty(shape, dtype=np.float64)
-        for r0 in range(0, n1, chunk_size):
-            r = slice(r0, min(r0 + chunk_size, n1))
-            for c0 in range(r0 if symmetric else 0, n2, chunk_size):
-                c = slice(c0, min(c0 + chunk_size, n2))
-                terms = _layer_terms(s1, s2, r, c, scales, bias=bias, out_dim=out_dim, full=full)
-                if per_layer:
-                    for i, term in enumerate(terms):
-                        _store(out[i], r, c, term, mirror=symmetric and c0 != r0, full=full)
+        if chunk_size is None:
+            chunk_size = default_chunk(x1.element_size(), out_dim, full)
+
+        def block(r: slice, c: slice):
+            terms = _layer_terms(s1, s2, r, c, scales, bias=bias, out_dim=out_dim, full=full)
+            if per_layer:
+                return terms
+            total = next(terms)
+            for term in terms:
+                total.add_(term)
+            return total
+
+        return assemble(x1.shape[0], (x1 if symmetric else x2).shape[0], block,
+                        symmetric=symmetric, chunk_size=chunk_size,
+                        tail=(out_dim, out_dim) if full else (),
+                        n_layers=len(scales) if per_layer else None, to_numpy=_numpy)
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return t.cpu().numpy()
+
+
+Forward = Callable[[Sequence[torch.Tensor], torch.Tensor], torch.Tensor]
+
+
+def layer_jacobians(forward: Forward, params: Sequence[torch.Tensor], groups: list[list[int]],
+                    x: torch.Tensor) -> list[list[torch.Tensor]]:
+    """Per-example Jacobians of the outputs: per parameter group (``groups[l]`` lists the
+    indices into ``params`` of layer ``l``) one ``(n, O, P)`` tensor per parameter."""
+    wanted = sorted({i for g in groups for i in g})
+    fixed = [p.detach() for p in params]
+
+    def single(ps: tuple[torch.Tensor, ...], xi: torch.Tensor) -> torch.Tensor:
+        full = list(fixed)
+        for i, p in zip(wanted, ps, strict=True):
+            full[i] = p
+        return forward(full, xi.unsqueeze(0))[0]
+
+    jac = torch.func.vmap(torch.func.jacrev(single), in_dims=(None, 0))(
+        tuple(fixed[i] for i in wanted), x)
+    by_index = {i: j.flatten(2) for i, j in zip(wanted, jac, strict=True)}
+    return [[by_index[i] for i in g] for g in groups]
+
+
+def jacobian_ntk(forward: Forward, params: Sequence[torch.Tensor], groups: list[list[int]],
+                 x1: torch.Tensor, x2: torch.Tensor | None, *, out_dim: int, full: bool = False,
+                 per_layer: bool = False, chunk_size: int | None = None) -> np.ndarray:
+    """The empirical NTK of any differentiable ``forward(params, x)`` by Jacobian contraction,
+    in square blocks; same output contract as :func:`structured_ntk`.
+
+    Jacobians are computed ``chunk_size`` examples at a time. When all of them fit in
+    :data:`~ntkbench.ntk.blocks.JACOBIAN_CACHE_BYTES` they are kept, so each example's
+    Jacobian is computed once; otherwise only the current row block's are kept and column
+    blocks are recomputed.
+    """
+    symmetric = x2 is None
+    n_params = sum(params[i].numel() for g in groups for i in g)
+    row_bytes = x1.element_size() * out_dim * n_params
+    if chunk_size is None:
+        chunk_size = default_chunk(x1.element_size(), out_dim, full, row_bytes=row_bytes)
+    n_total = x1.shape[0] + (0 if symmetric else x2.shape[0])
+    keep_all = n_total * row_bytes <= JACOBIAN_CACHE_BYTES
+    cache: dict[tuple[int, int, int], list[list[torch.Tensor]]] = {}
+
+    def jac(which: int, s: slice) -> list[list[torch.Tensor]]:
+        key = (0 if symmetric else which, s.start, s.stop)
+        if key not in cache:
+            if which == 0 and not keep_all:  # a new row block: drop the previous one's
+                cache.clear()
+            x = x1 if which == 0 or symmetric else x2
+            cache[key] = layer_jacobians(forward, params, groups, x[s])
+        return cache[key]
+
+    def block(r: slice, c: slice):
+        j1, j2 = jac(0, r), jac(1, c)
+        with torch.no_grad():
+            terms = []
+            for a, b in zip(j1, j2, strict=True):  # one weight layer: its W (and b) Jacobians
+                if full:
+                    parts = [torch.einsum("iop,jqp->ijoq", ja, jb)
+                             for ja, jb in zip(a, b, strict=True)]
                 else:
-                    block = next(terms)
-                    for term in terms:
-                        block.add_(term)
-                    _store(out, r, c, block, mirror=symmetric and c0 != r0, full=full)
-        return out
+                    parts = [ja.flatten(1) @ jb.flatten(1).T
+                             for ja, jb in zip(a, b, strict=True)]
+                terms.append(parts[0] if len(parts) == 1 else parts[0].add_(parts[1]))
+            return terms if per_layer else torch.stack(terms).sum(0)
+
+    return assemble(x1.shape[0], (x1 if symmetric else x2).shape[0], block, symmetric=symmetric,
+                    chunk_size=chunk_size, tail=(out_dim, out_dim) if full else (),
+                    n_layers=len(groups) if per_layer else None, to_numpy=_numpy)
 
 
-def _store(out: np.ndarray, r: slice, c: slice, block: torch.Tensor, *, mirror: bool,
-           full: bool) -> None:
-    out[r, c] = block.cpu().numpy()  # numpy widens to float64 while copying
-    if mirror:
-        # Θ(x2, x1) is Θ(x1, x2) transposed over examples and over the output pair.
-        out[c, r] = out[r, c].transpose(1, 0, 3, 2) if full else out[r, c].T
+def jacobian_diagonals(forward: Forward, params: Sequence[torch.Tensor], groups: list[list[int]],
+                       x: torch.Tensor, *, chunk_size: int) -> np.ndarray:
+    """Per-layer NTK diagonal ``Θ_l(x_i, x_i) = Σ_o ‖J_l(x_i)_o‖²``, ``(L, n)`` float64."""
+    rows = []
+    for s in range(0, x.shape[0], max(1, chunk_size)):
+        jl = layer_jacobians(forward, params, groups, x[s:s + chunk_size])
+        rows.append(torch.stack([sum((j * j).sum((1, 2)) for j in layer) for layer in jl])
+                    .to(torch.float64).cpu())
+    return torch.cat(rows, dim=1).numpy()
 
 
 def layer_diagonals(params: list[torch.Tensor], scales: list[tuple[float, float]], act, dact,

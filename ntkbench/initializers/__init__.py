@@ -6,16 +6,18 @@ The initializer contract (what a plugin author writes)::
         '''One line that `ntkbench list initializers` shows. Formula and reference below.'''
         return rng.normal(0.0, scale / np.sqrt(layer.fan_in), size=shape)
 
-- ``shape`` is the weight shape ``(fan_out, fan_in, *kernel)`` (torch layout).
+- ``shape`` is the weight shape: ``(fan_out, fan_in)`` for dense layers,
+  ``(out_channels, in_channels, kh, kw)`` for convolutions (torch layout; ``layer.kind`` says
+  which).
 - ``rng`` is a ``numpy.random.Generator`` private to this (seed, layer): draw only from it,
   so the same seed gives the same weights on every backend and machine.
 - ``layer`` is a :class:`ntkbench.models.LayerInfo` (index, depth, fan_in, fan_out, activation,
-  is_readout, input_shape).
+  is_readout, input_shape, kind, shape).
 - Keyword-only arguments after ``layer`` are the initializer's parameters; their defaults are
   the declared defaults and they can be set and swept from YAML. Raise ``ValueError`` with a
   clear message for invalid values.
 - Return a float array of exactly ``shape``. Biases are zero unless the function carries a
-  ``bias`` attribute with the same signature (called with the bias shape ``(fan_out,)``).
+  ``bias`` attribute with the same signature (called with the bias shape ``(shape[0],)``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ntkbench import registry
-from ntkbench.models import MLP
+from ntkbench.models import Model
 
 Weights = list[dict[str, np.ndarray]]
 
@@ -37,12 +39,12 @@ def layer_rng(seed: int, layer_index: int) -> np.random.Generator:
 
 
 def initialize(
-    model: MLP,
+    model: Model,
     init: str | Callable = "he_normal",
     seed: int = 0,
     params: Mapping[str, Any] | None = None,
 ) -> Weights:
-    """Initial weights of ``model``: a list of ``{"W": (fan_out, fan_in), "b": (fan_out,)}``.
+    """Initial weights of ``model``: a list of ``{"W": layer.weight_shape, "b": (units,)}``.
 
     Args:
         model: the architecture.
@@ -71,7 +73,7 @@ def check_params(entry: registry.Entry, params: Mapping[str, Any]) -> None:
             raise ValueError(f"initializer {entry.name!r} needs parameter {p.name!r}")
 
 
-def initialize_with(model: MLP, entry: registry.Entry, seed: int,
+def initialize_with(model: Model, entry: registry.Entry, seed: int,
                     params: Mapping[str, Any]) -> Weights:
     """:func:`initialize` for an already resolved registry entry."""
     check_params(entry, params)
@@ -80,13 +82,13 @@ def initialize_with(model: MLP, entry: registry.Entry, seed: int,
     weights: Weights = []
     for layer in model.layers():
         rng = layer_rng(seed, layer.index)
-        shape = (layer.fan_out, layer.fan_in)
+        shape = layer.weight_shape
         W = _checked(fn(shape, rng, layer=layer, **params), shape, entry.name, "W", layer.index)
         if model.bias and bias_fn is not None:
-            b = _checked(bias_fn((layer.fan_out,), rng, layer=layer, **params),
-                         (layer.fan_out,), entry.name, "b", layer.index)
+            b = _checked(bias_fn((layer.n_units,), rng, layer=layer, **params),
+                         (layer.n_units,), entry.name, "b", layer.index)
         else:
-            b = np.zeros(layer.fan_out)
+            b = np.zeros(layer.n_units)
         weights.append({"W": W, "b": b})
     return weights
 

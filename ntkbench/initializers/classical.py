@@ -234,30 +234,71 @@ def lecun_normal(shape: Shape, rng: np.random.Generator, *, layer: LayerInfo) ->
     return rng.normal(0.0, 1.0 / math.sqrt(fan_in), size=shape)
 
 
-@registry.initializers.register("orthogonal")
-def orthogonal(
-    shape: Shape, rng: np.random.Generator, *, layer: LayerInfo, gain: float = 1.0
-) -> np.ndarray:
-    """Haar (semi-)orthogonal weights (Saxe et al. 2014): W = gain · Q, QᵀQ = I or QQᵀ = I.
+CONV_MODES = ("delta", "flatten")
 
-    Flatten to ``(rows, cols) = (shape[0], prod(shape[1:]))``, draw ``A ~ N(0, 1)`` of that
-    shape (transposed when ``rows < cols``), factor ``A = QR`` and take ``Q · diag(sign(diag R))``,
-    which makes the factorisation unique and ``Q`` Haar-distributed (Mezzadri 2007). Then
-    ``WᵀW = gain² I`` (tall/square) or ``WWᵀ = gain² I`` (wide).
-    Reference: Saxe et al. 2014, "Exact solutions to the nonlinear dynamics of learning in deep
-    linear neural networks", ICLR. As ``torch.nn.init.orthogonal_``.
-    """
-    scale = nonnegative("gain", gain)
-    shape = tuple(shape)
-    if len(shape) < 2:
-        raise ValueError(f"orthogonal needs a weight shape with at least 2 dimensions, got {shape}")
-    rows, cols = shape[0], math.prod(shape[1:])
+
+def _haar(rows: int, cols: int, rng: np.random.Generator) -> np.ndarray:
+    """A Haar-distributed ``(rows, cols)`` matrix with orthonormal columns (``rows >= cols``) or
+    rows (``rows < cols``): QR of a Gaussian matrix with the signs of ``diag R`` fixed."""
     flat = rng.standard_normal((rows, cols))
     if rows < cols:
         flat = flat.T
     q, r = np.linalg.qr(flat)
     # sign(0) would zero a column; a zero diagonal has probability 0, so treat it as positive.
     q = q * np.where(np.diag(r) < 0, -1.0, 1.0)
-    if rows < cols:
-        q = q.T
-    return scale * q.reshape(shape)
+    return q.T if rows < cols else q
+
+
+def _delta(shape: Shape, rng: np.random.Generator, gain: float) -> np.ndarray:
+    """``gain · Q`` at the kernel's centre tap, zero elsewhere (Xiao et al. 2018)."""
+    out = np.zeros(shape)
+    centre = tuple(k // 2 for k in shape[2:])
+    out[(slice(None), slice(None), *centre)] = gain * _haar(shape[0], shape[1], rng)
+    return out
+
+
+@registry.initializers.register("orthogonal")
+def orthogonal(
+    shape: Shape, rng: np.random.Generator, *, layer: LayerInfo, gain: float = 1.0,
+    conv: str = "delta",
+) -> np.ndarray:
+    """Haar (semi-)orthogonal weights (Saxe et al. 2014): W = gain · Q, QᵀQ = I or QQᵀ = I;
+    delta-orthogonal for convolutions.
+
+    Dense ``(rows, cols)`` weights: draw ``A ~ N(0, 1)`` (transposed when ``rows < cols``),
+    factor ``A = QR`` and take ``Q · diag(sign(diag R))``, which makes the factorisation unique
+    and ``Q`` Haar-distributed (Mezzadri 2007). Then ``WᵀW = gain² I`` (tall/square) or
+    ``WWᵀ = gain² I`` (wide).
+
+    Convolution kernels ``(out, in, kh, kw)``: with ``conv="delta"`` (default) the
+    delta-orthogonal kernel of Xiao et al. 2018 — ``gain · Q`` (``out × in``, as above) at the
+    centre tap and zeros elsewhere, so the layer is an orthogonal map at initialisation and
+    signals propagate isometrically through deep CNNs. ``conv="flatten"`` orthogonalises the
+    kernel flattened to ``(out, in·kh·kw)`` instead, as ``torch.nn.init.orthogonal_`` does.
+    References: Saxe et al. 2014, "Exact solutions to the nonlinear dynamics of learning in deep
+    linear neural networks", ICLR; Xiao et al. 2018, "Dynamical Isometry and a Mean Field Theory
+    of CNNs", ICML.
+    """
+    scale = nonnegative("gain", gain)
+    shape = tuple(shape)
+    if len(shape) < 2:
+        raise ValueError(f"orthogonal needs a weight shape with at least 2 dimensions, got {shape}")
+    if conv not in CONV_MODES:
+        raise ValueError(f"conv must be one of {', '.join(CONV_MODES)}, got {conv!r}")
+    if len(shape) > 2 and conv == "delta":
+        return _delta(shape, rng, scale)
+    return scale * _haar(shape[0], math.prod(shape[1:]), rng).reshape(shape)
+
+
+@registry.initializers.register("delta_orthogonal")
+def delta_orthogonal(
+    shape: Shape, rng: np.random.Generator, *, layer: LayerInfo, gain: float = 1.0
+) -> np.ndarray:
+    """Delta-orthogonal (Xiao et al. 2018): an orthogonal matrix at the kernel's centre tap.
+
+    ``W[:, :, kh//2, kw//2] = gain · Q`` with ``Q`` Haar (semi-)orthogonal ``(out, in)`` and all
+    other taps zero; dense layers get ``gain · Q`` (the same as :func:`orthogonal`).
+    Reference: Xiao et al. 2018, "Dynamical Isometry and a Mean Field Theory of CNNs: How to
+    Train 10,000-Layer Vanilla Convolutional Neural Networks", ICML.
+    """
+    return orthogonal(shape, rng, layer=layer, gain=gain, conv="delta")

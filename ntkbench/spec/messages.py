@@ -24,6 +24,9 @@ def validation_issues(exc: ValidationError, cls: type[BaseModel],
             msg = f"unknown field {loc[-1]!r}{registry.suggest(str(loc[-1]), names)}"
         elif kind == "missing":
             msg = f"missing required field {loc[-1]!r}"
+        elif kind == "value_error":  # a model validator's own message
+            loc = _data_loc(loc, data)
+            msg = str(err.get("ctx", {}).get("error", err["msg"]))
         else:
             loc = _data_loc(loc, data)  # drops pydantic's union-member tags
             info = _field_at(cls, loc)

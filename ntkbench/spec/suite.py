@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ntkbench import registry
-from ntkbench.config import InitializerConfig, TaskConfig
+from ntkbench.config import MODEL_KIND_FIELDS, InitializerConfig, TaskConfig
 from ntkbench.initializers import check_params, initialize_with
 from ntkbench.models import MLP
 from ntkbench.spec.errors import Problem, SpecError
@@ -26,6 +26,17 @@ TASK_ENTRY_FIELDS = ("name", "params", "model", "training", "measure", "metric")
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 # The dummy network every initializer is tried on: its first layer has shape (4, 3).
 _PROBE = MLP(in_dim=3, width=4, depth=1, out_dim=1, activation="relu")
+
+
+def _without_other_kind(base: TaskConfig, model: object) -> dict:
+    """``base`` as a dict; when ``model`` switches the architecture (``kind: cnn`` over an MLP
+    task), the base's fields of the other kind are dropped rather than carried over."""
+    data = base.model_dump()
+    kind = model.get("kind") if isinstance(model, dict) else None
+    if kind in ("mlp", "cnn") and kind != base.model.kind:
+        for name in MODEL_KIND_FIELDS[base.model.kind]:
+            data["model"].pop(name, None)
+    return data
 
 
 def load_suite(path: str | Path, *, backends: list[str] | None = None,
@@ -222,7 +233,7 @@ class _SuiteReader:
                 return loc + ("params",) + task_loc[2:]
             return loc + task_loc
 
-        data = deep_merge(base.model_dump(), over)
+        data = deep_merge(_without_other_kind(base, over.get("model")), over)
         try:
             task = TaskConfig.model_validate(data)
         except ValidationError as exc:

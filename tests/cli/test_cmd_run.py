@@ -7,6 +7,7 @@ from ntkbench.cli.main import main
 SUITE = """
 name: cli-test
 seeds: 2
+backends: [BACKEND]
 device: cpu
 tasks:
   - name: oscillatory_1d
@@ -19,9 +20,9 @@ sweep:
 """
 
 
-def _suite(tmp_path):
+def _suite(tmp_path, backend="torch"):
     path = tmp_path / "suite.yaml"
-    path.write_text(SUITE)
+    path.write_text(SUITE.replace("BACKEND", backend))
     return path
 
 
@@ -33,16 +34,17 @@ def test_dry_run_lists_the_grid_and_trains_nothing(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_only_filters_and_run_prints_leaderboard(tmp_path, capsys):
+def test_only_filters_and_run_prints_leaderboard(tmp_path, capsys, backend):
     out = tmp_path / "run"
-    argv = ["run", str(_suite(tmp_path)), "--out", str(out), "--no-progress", "--jobs", "1",
-            "--only", "initializer=xavier_normal", "--only", "seed=1"]
+    argv = ["run", str(_suite(tmp_path, backend)), "--out", str(out), "--no-progress",
+            "--jobs", "1", "--only", "initializer=xavier_normal", "--only", "seed=1"]
     assert main(argv) == 0
     captured = capsys.readouterr()
     records = [json.loads(p.read_text()) for p in (out / "trials").glob("*.json")]
     assert len(records) == 2
     assert {r["initializer"] for r in records} == {"xavier_normal"}
     assert {r["seed"] for r in records} == {1}
+    assert {r["backend"] for r in records} == {backend}
     assert "xavier_normal" in captured.out and "oscillatory_1d" in captured.out
     assert (out / "results.parquet").is_file() and (out / "suite.yaml").is_file()
     manifest = json.loads((out / "run.json").read_text())

@@ -1,0 +1,63 @@
+"""Assemble a kernel from square blocks: the backend-neutral loop of every NTK engine.
+
+A backend supplies ``block(rows, cols)``, the kernel restricted to two slices of examples (one
+array, or one per layer with ``per_layer``), as any array ``to_numpy`` converts. This module
+writes the blocks straight into a float64 numpy output, so temporaries stay within one block.
+For a symmetric kernel (``x2 = x1``) only blocks on or above the diagonal are computed and the
+rest is mirrored: ``Θ(x2, x1)`` is ``Θ(x1, x2)`` transposed over examples and, in the full
+``(n1, n2, O, O)`` block, over the output pair.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+#: Bytes of block temporaries (products and their accumulator) when no chunk size is given.
+DEFAULT_BLOCK_BYTES = 512 * 2**20
+#: Per-example Jacobians (CNN kernels) up to this many bytes in all are computed once and kept;
+#: beyond it a column block's Jacobians are recomputed for every row block.
+JACOBIAN_CACHE_BYTES = 2 * 2**30
+
+
+def default_chunk(itemsize: int, out_dim: int, full: bool, *, row_bytes: int = 0,
+                  budget: int = DEFAULT_BLOCK_BYTES) -> int:
+    """The side of the largest square block whose temporaries fit in ``budget`` bytes.
+
+    A block holds three ``c × c`` (× ``O²`` when ``full``) arrays of ``itemsize`` bytes, plus
+    ``row_bytes`` per example on each side (e.g. per-example Jacobians).
+    """
+    per_entry = 3 * itemsize * (out_dim * out_dim if full else 1)
+    c = math.isqrt(budget // per_entry)
+    if row_bytes:
+        c = min(c, budget // (2 * row_bytes))
+    return max(1, c)
+
+
+def assemble(n1: int, n2: int, block: Callable[[slice, slice], Any], *, symmetric: bool,
+             chunk_size: int, tail: tuple[int, ...] = (), n_layers: int | None = None,
+             to_numpy: Callable[[Any], np.ndarray] = np.asarray) -> np.ndarray:
+    """The ``(n1, n2, *tail)`` kernel (``(n_layers, n1, n2, *tail)`` when ``n_layers`` is given
+    and ``block`` returns one array per layer) as float64 numpy.
+
+    ``tail`` is ``()`` for kernels traced over outputs or ``(O, O)`` for full output blocks.
+    """
+    chunk_size = max(1, int(chunk_size))
+    lead = () if n_layers is None else (n_layers,)
+    out = np.empty(lead + (n1, n2) + tail, dtype=np.float64)
+    for r0 in range(0, n1, chunk_size):
+        r = slice(r0, min(r0 + chunk_size, n1))
+        for c0 in range(r0 if symmetric else 0, n2, chunk_size):
+            c = slice(c0, min(c0 + chunk_size, n2))
+            result = block(r, c)
+            pairs: Sequence = (list(zip(out, result, strict=True)) if n_layers is not None
+                               else [(out, result)])
+            for target, values in pairs:
+                target[r, c] = to_numpy(values)  # numpy widens to float64 while copying
+                if symmetric and c0 != r0:
+                    target[c, r] = (target[r, c].transpose(1, 0, 3, 2) if tail
+                                    else target[r, c].T)
+    return out
