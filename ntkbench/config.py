@@ -46,13 +46,13 @@ class ModelConfig(_Frozen):
     kind: Literal["mlp", "cnn"] = "mlp"
     width: PositiveInt = 256
     depth: int = Field(2, ge=0)
-    channels: list[PositiveInt] = Field(default_factory=lambda: [16, 32], min_length=1)
+    channels: tuple[PositiveInt, ...] = Field((16, 32), min_length=1)
     kernel_size: PositiveInt = 3
     stride: PositiveInt = 1
     padding: int | None = Field(None, ge=0)
     pool: PositiveInt = 1
     global_pool: bool = False
-    head: list[PositiveInt] = Field(default_factory=list)
+    head: tuple[PositiveInt, ...] = ()
     activation: Literal["relu", "tanh", "erf", "gelu", "sin", "linear"] = "relu"
     parameterization: Literal["standard", "ntk"] = "standard"
     w_std: PositiveFloat = 1.0
@@ -64,14 +64,19 @@ class ModelConfig(_Frozen):
         # Task files and suites are merged as whole dumps, so "set" means "not the default".
         other = MODEL_KIND_FIELDS["cnn" if self.kind == "mlp" else "mlp"]
         for name in other:
-            if getattr(self, name) != type(self).model_fields[name].get_default(
-                    call_default_factory=True):
+            if getattr(self, name) != type(self).model_fields[name].default:
                 raise ValueError(
                     f"{name} applies to kind: {'cnn' if self.kind == 'mlp' else 'mlp'}, "
                     f"not to kind: {self.kind}"
                     + ("; a CNN's dense layers are set by head: [widths]"
                        if self.kind == "cnn" else ""))
         return self
+
+    def dump(self) -> dict[str, Any]:
+        """The fields as JSON values, without those of the other kind (a CNN has no
+        ``width``): what records and trial hashes carry."""
+        other = MODEL_KIND_FIELDS["cnn" if self.kind == "mlp" else "mlp"]
+        return self.model_dump(mode="json", exclude=set(other))
 
 
 class TrainingConfig(_Frozen):
@@ -170,6 +175,7 @@ class Trial(_Frozen):
     @property
     def trial_hash(self) -> str:
         ident = self.model_dump(mode="json", exclude=_LABEL_FIELDS)
+        ident["model"] = self.model.dump()
         ident["ntkbench_version"] = __version__
         blob = json.dumps(ident, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -121,7 +121,7 @@ def _identity(trial: Trial) -> dict[str, Any]:
         "sweep": dict(trial.sweep),
         "sweep_label": trial.sweep_label,
         "data": trial.data.model_dump(mode="json"),
-        "model": trial.model.model_dump(mode="json"),
+        "model": trial.model.dump(),
         "training": trial.training.model_dump(mode="json"),
         "measure": trial.measure.model_dump(mode="json"),
         "metric": trial.metric,

@@ -174,19 +174,39 @@ def test_ntk_matches_autograd_jacobian_contraction(backend, name):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_jacobians_recomputed_per_block_give_the_same_kernel(backend, monkeypatch):
-    """Above the Jacobian cache budget only a row block's Jacobians are kept and column blocks
-    are recomputed; the kernel is the same."""
-    module = ("ntkbench.backends.torch_ntk" if backend == "torch"
-              else "ntkbench.backends.jax_backend")
+    """Within the Jacobian cache budget each block of examples' Jacobians is computed once;
+    above it only the current row block's are kept and column blocks are recomputed. Both give
+    the same kernel."""
+    import importlib
+
+    module = importlib.import_module("ntkbench.backends.torch_ntk" if backend == "torch"
+                                     else "ntkbench.backends.jax_backend")
+    name = "layer_jacobians" if backend == "torch" else "_layer_jacobians"
+    original, calls = getattr(module, name), []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
     model = MODELS["pool-head"]
     weights = nb.initialize(model, "he_normal", seed=2)
-    x1, x2 = _data(model, 7, seed=3), _data(model, 5, seed=4)
-    kept = [nb.empirical_ntk(model, weights, x1, b, backend=backend, chunk_size=3, full=True)
-            for b in (None, x2)]
-    monkeypatch.setattr(f"{module}.JACOBIAN_CACHE_BYTES", 0)
-    for b, expected in zip((None, x2), kept, strict=True):
-        again = nb.empirical_ntk(model, weights, x1, b, backend=backend, chunk_size=3, full=True)
-        np.testing.assert_allclose(again, expected, rtol=1e-12, atol=1e-14)
+    x1, x2 = _data(model, 7, seed=3), _data(model, 5, seed=4)  # 3 row blocks, 2 column blocks
+
+    def run(b):
+        calls.clear()
+        K = nb.empirical_ntk(model, weights, x1, b, backend=backend, chunk_size=3, full=True)
+        return K, len(calls)
+
+    (sym, n_sym), (cross, n_cross) = run(None), run(x2)
+    assert (n_sym, n_cross) == (3, 3 + 2)
+    monkeypatch.setattr(module, "JACOBIAN_CACHE_BYTES", 0)
+    (sym0, n_sym0), (cross0, n_cross0) = run(None), run(x2)
+    # rows 0, 1, 2 plus the off-diagonal columns (1, 2), (2); every row block recomputes both
+    # column blocks of x2.
+    assert (n_sym0, n_cross0) == (3 + 3, 3 + 3 * 2)
+    np.testing.assert_allclose(sym0, sym, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(cross0, cross, rtol=1e-12, atol=1e-14)
 
 
 def test_jacobian_engine_equals_the_structured_engine_on_an_mlp():
@@ -298,7 +318,11 @@ def test_model_fields_of_the_other_kind_are_rejected():
         ModelConfig(channels=[4])
     with pytest.raises(ValidationError, match="a CNN's dense layers are set by head"):
         ModelConfig(kind="cnn", width=64)
-    assert ModelConfig(kind="cnn", channels=[4], head=[8]).channels == [4]
+    assert ModelConfig(kind="cnn", channels=[4], head=[8]).channels == (4,)
+    # Records and trial hashes carry only the fields of the model's own kind.
+    assert "width" not in ModelConfig(kind="cnn").dump()
+    assert "channels" not in ModelConfig().dump()
+    hash(ModelConfig(kind="cnn"))
 
 
 def test_a_cnn_on_inputs_without_an_image_shape_fails_clearly():

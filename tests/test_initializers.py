@@ -302,9 +302,12 @@ def test_delta_orthogonal_convolution_preserves_norms(gain: float) -> None:
                            rtol=1e-3)
 
 
-def test_orthogonal_rejects_an_unknown_conv_mode() -> None:
+def test_orthogonal_rejects_an_unknown_conv_mode_and_delta_even_kernels() -> None:
     with pytest.raises(ValueError, match="conv must be one of delta, flatten"):
         draw("orthogonal", (4, 4, 3, 3), conv="centre")
+    with pytest.raises(ValueError, match="odd kernel sizes"):
+        draw("delta_orthogonal", (4, 4, 2, 2))
+    assert draw("orthogonal", (4, 4, 2, 2), conv="flatten").shape == (4, 4, 2, 2)
 
 
 @pytest.mark.parametrize("shape", [(512, 512), (1024, 256), (256, 1024)])

@@ -394,7 +394,7 @@ def test_an_entry_can_switch_an_mlp_task_to_a_cnn(write):
         """)
     (trial,) = suite.trials()
     m = trial.model
-    assert (m.kind, m.channels, m.head, m.activation) == ("cnn", [4], [8], "tanh")
+    assert (m.kind, m.channels, m.head, m.activation) == ("cnn", (4,), (8,), "tanh")
     assert (m.width, m.depth) == (256, 2)  # defaults, unused by a CNN
 
 
@@ -406,3 +406,34 @@ def test_cnn_fields_on_an_mlp_are_an_error_at_their_line(write):
     (problem,) = info.value.problems
     assert problem.line == 3 and problem.field.startswith("tasks[0].model"), str(info.value)
     assert "channels applies to kind: cnn" in problem.message
+
+
+def test_architecture_sweeps_vary_only_the_tasks_of_their_kind(write):
+    suite = suite_of(write, """\
+        tasks:
+          - wave
+          - name: plane
+            model: {kind: cnn}
+        initializers: [spec_test_normal]
+        sweep:
+          model.width: [8, 16]
+          model.channels: [[4], [4, 8]]
+          training.lr: [0.1, 0.01]
+        """)
+    trials = suite.trials()
+    wave = {(t.model.width, t.training.lr) for t in trials if t.task == "wave"}
+    plane = {(t.model.channels, t.training.lr) for t in trials if t.task == "plane"}
+    assert wave == {(w, lr) for w in (8, 16) for lr in (0.1, 0.01)}
+    assert plane == {(c, lr) for c in ((4,), (4, 8)) for lr in (0.1, 0.01)}
+    assert all("model.channels" not in t.sweep for t in trials if t.task == "wave")
+    assert all("model.width" not in t.sweep for t in trials if t.task == "plane")
+
+
+def test_an_architecture_sweep_without_a_task_of_its_kind_is_an_error(write):
+    path = write("tasks: [wave]\ninitializers: [spec_test_normal]\n"
+                 "sweep:\n  model.channels: [[4]]\n")
+    with pytest.raises(SpecError) as info:
+        load_suite(path)
+    (problem,) = info.value.problems
+    assert problem.field == "sweep.model.channels"
+    assert "applies to model kind: cnn, and no task in this suite has one" in problem.message

@@ -380,16 +380,27 @@ class Network:
         """``block(rows, cols)`` of the Jacobian-contraction kernel; Jacobians are kept (all of
         them with ``keep_all``, else the row block's) as in
         :func:`ntkbench.backends.torch_ntk.jacobian_ntk`."""
-        cache: dict[tuple[int, int, int], list[list[jax.Array]]] = {}
+        rows: dict[tuple[int, int], list[list[jax.Array]]] = {}
+        kept: dict[tuple[int, int, int], list[list[jax.Array]]] = {}
+
+        def compute(which: int, s: slice) -> list[list[jax.Array]]:
+            key = (0 if symmetric else which, s.start, s.stop)
+            if key in kept:
+                return kept[key]
+            jac = _layer_jacobians(self.params, (a1 if which == 0 else a2)[s], model=self.model)
+            if keep_all:
+                kept[key] = jac
+            return jac
 
         def jac(which: int, s: slice) -> list[list[jax.Array]]:
-            key = (0 if symmetric else which, s.start, s.stop)
-            if key not in cache:
-                if which == 0 and not keep_all:
-                    cache.clear()
-                cache[key] = _layer_jacobians(self.params, (a1 if which == 0 else a2)[s],
-                                              model=self.model)
-            return cache[key]
+            if which == 0:
+                if (s.start, s.stop) not in rows:
+                    rows.clear()
+                    rows[s.start, s.stop] = compute(0, s)
+                return rows[s.start, s.stop]
+            if symmetric and (s.start, s.stop) in rows:
+                return rows[s.start, s.stop]
+            return compute(1, s)
 
         def block(r: slice, c: slice):
             return _jacobian_block(jac(0, r), jac(1, c), full=full, per_layer=per_layer)

@@ -191,16 +191,27 @@ def jacobian_ntk(forward: Forward, params: Sequence[torch.Tensor], groups: list[
         chunk_size = default_chunk(x1.element_size(), out_dim, full, row_bytes=row_bytes)
     n_total = x1.shape[0] + (0 if symmetric else x2.shape[0])
     keep_all = n_total * row_bytes <= JACOBIAN_CACHE_BYTES
-    cache: dict[tuple[int, int, int], list[list[torch.Tensor]]] = {}
+    rows: dict[tuple[int, int], list[list[torch.Tensor]]] = {}  # the current row block's
+    kept: dict[tuple[int, int, int], list[list[torch.Tensor]]] = {}  # everything, if keep_all
+
+    def compute(which: int, s: slice) -> list[list[torch.Tensor]]:
+        x = x1 if which == 0 or symmetric else x2
+        key = (0 if symmetric else which, s.start, s.stop)
+        if not keep_all:
+            return layer_jacobians(forward, params, groups, x[s])
+        if key not in kept:
+            kept[key] = layer_jacobians(forward, params, groups, x[s])
+        return kept[key]
 
     def jac(which: int, s: slice) -> list[list[torch.Tensor]]:
-        key = (0 if symmetric else which, s.start, s.stop)
-        if key not in cache:
-            if which == 0 and not keep_all:  # a new row block: drop the previous one's
-                cache.clear()
-            x = x1 if which == 0 or symmetric else x2
-            cache[key] = layer_jacobians(forward, params, groups, x[s])
-        return cache[key]
+        if which == 0:  # a row block: computed once, kept while its columns are done
+            if (s.start, s.stop) not in rows:
+                rows.clear()
+                rows[s.start, s.stop] = compute(0, s)
+            return rows[s.start, s.stop]
+        if symmetric and (s.start, s.stop) in rows:  # the diagonal block
+            return rows[s.start, s.stop]
+        return compute(1, s)
 
     def block(r: slice, c: slice):
         j1, j2 = jac(0, r), jac(1, c)

@@ -251,6 +251,9 @@ def _haar(rows: int, cols: int, rng: np.random.Generator) -> np.ndarray:
 
 def _delta(shape: Shape, rng: np.random.Generator, gain: float) -> np.ndarray:
     """``gain · Q`` at the kernel's centre tap, zero elsewhere (Xiao et al. 2018)."""
+    if any(k % 2 == 0 for k in shape[2:]):
+        raise ValueError(f"delta-orthogonal kernels need odd kernel sizes (a centre tap), got "
+                         f"{shape[2:]}; use orthogonal with conv: flatten for even kernels")
     out = np.zeros(shape)
     centre = tuple(k // 2 for k in shape[2:])
     out[(slice(None), slice(None), *centre)] = gain * _haar(shape[0], shape[1], rng)
@@ -272,8 +275,10 @@ def orthogonal(
 
     Convolution kernels ``(out, in, kh, kw)``: with ``conv="delta"`` (default) the
     delta-orthogonal kernel of Xiao et al. 2018 — ``gain · Q`` (``out × in``, as above) at the
-    centre tap and zeros elsewhere, so the layer is an orthogonal map at initialisation and
-    signals propagate isometrically through deep CNNs. ``conv="flatten"`` orthogonalises the
+    centre tap and zeros elsewhere; with stride 1, "same" padding and ``out >= in`` channels
+    the layer is then an isometry (times gain) of every input image, so signals propagate
+    isometrically through deep CNNs. With ``out < in`` ``Q`` has orthonormal rows and the layer
+    is a projection; odd kernel sizes are required. ``conv="flatten"`` orthogonalises the
     kernel flattened to ``(out, in·kh·kw)`` instead, as ``torch.nn.init.orthogonal_`` does.
     References: Saxe et al. 2014, "Exact solutions to the nonlinear dynamics of learning in deep
     linear neural networks", ICLR; Xiao et al. 2018, "Dynamical Isometry and a Mean Field Theory

@@ -11,7 +11,7 @@ rest is mirrored: ``Θ(x2, x1)`` is ``Θ(x1, x2)`` transposed over examples and,
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -53,11 +53,14 @@ def assemble(n1: int, n2: int, block: Callable[[slice, slice], Any], *, symmetri
         for c0 in range(r0 if symmetric else 0, n2, chunk_size):
             c = slice(c0, min(c0 + chunk_size, n2))
             result = block(r, c)
-            pairs: Sequence = (list(zip(out, result, strict=True)) if n_layers is not None
-                               else [(out, result)])
+            # Per layer, the terms may come from a generator: write each before the next.
+            pairs: Iterable = zip(out, result, strict=True) if n_layers is not None \
+                else [(out, result)]
             for target, values in pairs:
                 target[r, c] = to_numpy(values)  # numpy widens to float64 while copying
                 if symmetric and c0 != r0:
                     target[c, r] = (target[r, c].transpose(1, 0, 3, 2) if tail
                                     else target[r, c].T)
+                del values
+            del result, pairs  # free this block before computing the next
     return out

@@ -36,8 +36,9 @@ def empirical_ntk(model: Model, weights: list[dict[str, np.ndarray]], x1: np.nda
     :mod:`ntkbench.backends.torch_ntk`): each dense layer contributes
     ``(s_W² A1 A2ᵀ + s_b²) ⊙ Σ_o Δ1_o Δ2_oᵀ`` with ``A`` its inputs and ``Δ`` the per-example
     output sensitivities — exact, with no per-example Jacobian. A CNN's kernel contracts
-    per-example Jacobians ``(n, O, P_l)`` of each layer, a block of examples at a time (with
-    ``chunk_size=None`` the blocks' Jacobians also stay near 512 MiB).
+    per-example Jacobians ``(n, O, P_l)`` of each layer, a block of examples at a time; all of
+    them are kept when they fit in 2 GiB (each is then computed once), otherwise only the
+    current row block's (column blocks are recomputed).
     """
     x1 = np.asarray(x1, dtype=np.float64)
     if x1.ndim != 2 or x1.shape[1] != model.in_dim:

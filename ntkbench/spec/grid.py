@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ntkbench import registry
-from ntkbench.config import InitializerConfig, TaskConfig, Trial
+from ntkbench.config import MODEL_KIND_FIELDS, InitializerConfig, TaskConfig, Trial
 from ntkbench.spec.task import declared_params, deep_merge
 
 SWEEP_SECTIONS = ("model", "training", "measure", "data", "initializer")
@@ -51,7 +51,8 @@ class Suite:
                     registry.resolve_initializer(init.name, init.source, base_dir))
                 for backend, seed, combo in itertools.product(self.backends, self.seeds, combos):
                     swept = {k: v for k, v in zip(keys, combo, strict=True)
-                             if _applies(sweep_axis(k), data_params, init_params)}
+                             if _applies(sweep_axis(k), data_params, init_params,
+                                         task.model.kind)}
                     t, i = _swept(task, init, swept)
                     trial = Trial(suite=self.name, task=t.name, data=t.data, model=t.model,
                                   training=t.training, measure=t.measure, metric=t.metric,
@@ -74,13 +75,36 @@ def sweep_axis(key: str) -> tuple[str, str] | None:
         else None
 
 
-def _applies(axis: tuple[str, str] | None, data_params: set[str], init_params: set[str]) -> bool:
+def without_other_kind(base: TaskConfig, model: object) -> dict:
+    """``base`` as a dict; when ``model`` switches the architecture (``kind: cnn`` over an MLP
+    task), the base's fields of the other kind are dropped rather than carried over."""
+    data = base.model_dump()
+    kind = model.get("kind") if isinstance(model, dict) else None
+    if kind in ("mlp", "cnn") and kind != base.model.kind:
+        for name in MODEL_KIND_FIELDS[base.model.kind]:
+            data["model"].pop(name, None)
+    return data
+
+
+def model_field_kind(name: str) -> str | None:
+    """The model kind (``mlp`` / ``cnn``) that alone uses model field ``name``, if any."""
+    return next((kind for kind, fields in MODEL_KIND_FIELDS.items() if name in fields), None)
+
+
+def _applies(axis: tuple[str, str] | None, data_params: set[str], init_params: set[str],
+             kind: str) -> bool:
+    """Whether a sweep axis varies a task: data and initializer parameters where declared,
+    architecture fields (``model.width``, ``model.channels``, ...) where the model has them."""
     if axis is None:
         return False
     section, name = axis
     if section == "data":
         return name in data_params
-    return name in init_params if section == "initializer" else True
+    if section == "initializer":
+        return name in init_params
+    if section == "model":
+        return model_field_kind(name) in (None, kind)
+    return True
 
 
 def _swept(task: TaskConfig, init: InitializerConfig,
@@ -97,7 +121,8 @@ def _swept(task: TaskConfig, init: InitializerConfig,
         else:
             task_over.setdefault(section, {})[name] = value
     if task_over:
-        task = TaskConfig.model_validate(deep_merge(task.model_dump(), task_over))
+        task = TaskConfig.model_validate(
+            deep_merge(without_other_kind(task, task_over.get("model")), task_over))
     if init_params:
         init = init.model_copy(update={"params": {**init.params, **init_params}})
     return task, init

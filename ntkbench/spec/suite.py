@@ -10,11 +10,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from ntkbench import registry
-from ntkbench.config import MODEL_KIND_FIELDS, InitializerConfig, TaskConfig
+from ntkbench.config import InitializerConfig, TaskConfig
 from ntkbench.initializers import check_params, initialize_with
 from ntkbench.models import MLP
 from ntkbench.spec.errors import Problem, SpecError
-from ntkbench.spec.grid import Suite, sweep_axis
+from ntkbench.spec.grid import Suite, model_field_kind, sweep_axis, without_other_kind
 from ntkbench.spec.locations import task_search_dirs
 from ntkbench.spec.messages import validation_issues
 from ntkbench.spec.task import declared_params, deep_merge, read_task, task_issues
@@ -26,17 +26,6 @@ TASK_ENTRY_FIELDS = ("name", "params", "model", "training", "measure", "metric")
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 # The dummy network every initializer is tried on: its first layer has shape (4, 3).
 _PROBE = MLP(in_dim=3, width=4, depth=1, out_dim=1, activation="relu")
-
-
-def _without_other_kind(base: TaskConfig, model: object) -> dict:
-    """``base`` as a dict; when ``model`` switches the architecture (``kind: cnn`` over an MLP
-    task), the base's fields of the other kind are dropped rather than carried over."""
-    data = base.model_dump()
-    kind = model.get("kind") if isinstance(model, dict) else None
-    if kind in ("mlp", "cnn") and kind != base.model.kind:
-        for name in MODEL_KIND_FIELDS[base.model.kind]:
-            data["model"].pop(name, None)
-    return data
 
 
 def load_suite(path: str | Path, *, backends: list[str] | None = None,
@@ -233,7 +222,7 @@ class _SuiteReader:
                 return loc + ("params",) + task_loc[2:]
             return loc + task_loc
 
-        data = deep_merge(_without_other_kind(base, over.get("model")), over)
+        data = deep_merge(without_other_kind(base, over.get("model")), over)
         try:
             task = TaskConfig.model_validate(data)
         except ValidationError as exc:
@@ -297,6 +286,13 @@ class _SuiteReader:
                 targets = [t for t in tasks if name in data_params[t.name]]
             elif section == "initializer":
                 targets = [c for c, ps in zip(inits, init_params, strict=True) if name in ps]
+            elif section == "model" and model_field_kind(name):
+                kind = model_field_kind(name)
+                targets = [t for t in tasks if t.model.kind == kind]
+                if not targets:
+                    self._error(loc, f"{key} applies to model kind: {kind}, and no task in this "
+                                     f"suite has one")
+                    continue
             else:
                 targets = tasks
             if not targets:
@@ -322,12 +318,14 @@ class _SuiteReader:
             elif section == "data":
                 return None  # data values are the generator's to check when it runs
             else:
-                data = deep_merge(target.model_dump(), {section: {name: value}})
+                over = {section: {name: value}}
+                data = deep_merge(without_other_kind(target, over.get("model")), over)
                 try:
                     TaskConfig.model_validate(data)
                     issues = []
                 except ValidationError as exc:
                     issues = validation_issues(exc, TaskConfig, data)
             if issues:
-                return issues[0][1]
+                return f"task {target.name!r}: {issues[0][1]}" if section == "model" \
+                    else issues[0][1]
         return None
