@@ -129,12 +129,17 @@ class MLP:
 
     def scales(self, layer: LayerInfo) -> tuple[float, float]:
         """Multipliers ``(s_W, s_b)`` of ``W`` and ``b`` of ``layer`` in the forward pass."""
-        if self.parameterization == "ntk":
-            return self.w_std / math.sqrt(layer.fan_in), self.b_std
-        return 1.0, 1.0
+        return _scales(self, layer)
 
     def n_params(self) -> int:
         return _n_params(self.layers(), self.bias)
+
+
+def _scales(model: MLP | CNN, layer: LayerInfo) -> tuple[float, float]:
+    """``(w_std/√fan_in, b_std)`` under NTK parameterization, ``(1, 1)`` under standard."""
+    if model.parameterization == "ntk":
+        return model.w_std / math.sqrt(layer.fan_in), model.b_std
+    return 1.0, 1.0
 
 
 def _n_params(layers: list[LayerInfo], bias: bool) -> int:
@@ -274,9 +279,7 @@ class CNN:
 
     def scales(self, layer: LayerInfo) -> tuple[float, float]:
         """Multipliers ``(s_W, s_b)`` as in :meth:`MLP.scales`."""
-        if self.parameterization == "ntk":
-            return self.w_std / math.sqrt(layer.fan_in), self.b_std
-        return 1.0, 1.0
+        return _scales(self, layer)
 
     def n_params(self) -> int:
         return _n_params(self.layers(), self.bias)
