@@ -353,13 +353,14 @@ class Network:
         if not self.structured:
             row_bytes = itemsize * out_dim * self.model.n_params()
             if chunk_size is None:
-                chunk_size = default_chunk(itemsize, out_dim, full, row_bytes=row_bytes)
+                chunk_size = default_chunk(itemsize, out_dim, full, row_bytes=row_bytes,
+                                           n=max(n1, n2))
             keep_all = (n1 + (0 if symmetric else n2)) * row_bytes <= JACOBIAN_CACHE_BYTES
             return assemble(n1, n2, self._jacobian_blocks(a1, a2, symmetric, full, per_layer,
                                                           keep_all), chunk_size=chunk_size,
                             **layout)
         if chunk_size is None:
-            chunk_size = default_chunk(itemsize, out_dim, full)
+            chunk_size = default_chunk(itemsize, out_dim, full, n=max(n1, n2))
         static = {"scales": tuple(self.scales), "bias": self.model.bias, "out_dim": out_dim,
                   "full": full, "per_layer": per_layer}
         if max(n1, n2) <= chunk_size:  # one block: a single compiled call, nothing in between

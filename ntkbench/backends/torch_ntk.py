@@ -130,7 +130,8 @@ def structured_ntk(params: list[torch.Tensor], scales: list[tuple[float, float]]
         symmetric = x2 is None
         s2 = s1 if symmetric else sensitivities(params, scales, act, dact, x2, bias=bias)
         if chunk_size is None:
-            chunk_size = default_chunk(x1.element_size(), out_dim, full)
+            chunk_size = default_chunk(x1.element_size(), out_dim, full,
+                                       n=max(x1.shape[0], (x1 if symmetric else x2).shape[0]))
 
         def block(r: slice, c: slice):
             terms = _layer_terms(s1, s2, r, c, scales, bias=bias, out_dim=out_dim, full=full)
@@ -188,7 +189,8 @@ def jacobian_ntk(forward: Forward, params: Sequence[torch.Tensor], groups: list[
     n_params = sum(params[i].numel() for g in groups for i in g)
     row_bytes = x1.element_size() * out_dim * n_params
     if chunk_size is None:
-        chunk_size = default_chunk(x1.element_size(), out_dim, full, row_bytes=row_bytes)
+        chunk_size = default_chunk(x1.element_size(), out_dim, full, row_bytes=row_bytes,
+                                   n=max(x1.shape[0], (x1 if symmetric else x2).shape[0]))
     n_total = x1.shape[0] + (0 if symmetric else x2.shape[0])
     keep_all = n_total * row_bytes <= JACOBIAN_CACHE_BYTES
     rows: dict[tuple[int, int], list[list[torch.Tensor]]] = {}  # the current row block's

@@ -24,17 +24,22 @@ JACOBIAN_CACHE_BYTES = 2 * 2**30
 
 
 def default_chunk(itemsize: int, out_dim: int, full: bool, *, row_bytes: int = 0,
-                  budget: int = DEFAULT_BLOCK_BYTES) -> int:
+                  n: int | None = None, budget: int = DEFAULT_BLOCK_BYTES) -> int:
     """The side of the largest square block whose temporaries fit in ``budget`` bytes.
 
     A block holds three ``c × c`` (× ``O²`` when ``full``) arrays of ``itemsize`` bytes, plus
-    ``row_bytes`` per example on each side (e.g. per-example Jacobians).
+    ``row_bytes`` per example on each side (e.g. per-example Jacobians). Given the number of
+    examples ``n``, the blocks are made equal (``n = 256`` in blocks of at most 63 gives five
+    of 52 rather than four of 63 and one of 4).
     """
     per_entry = 3 * itemsize * (out_dim * out_dim if full else 1)
     c = math.isqrt(budget // per_entry)
     if row_bytes:
         c = min(c, budget // (2 * row_bytes))
-    return max(1, c)
+    c = max(1, c)
+    if n:
+        c = -(-n // -(-n // c))  # ceil(n / number of blocks)
+    return c
 
 
 def assemble(n1: int, n2: int, block: Callable[[slice, slice], Any], *, symmetric: bool,
