@@ -1,13 +1,19 @@
 """Backends materialise neutral weights and run models, training and the empirical NTK.
 
-The backend contract (a module or object with these functions; see ``torch_backend``)::
+The backend contract (a module; see ``torch_backend`` and ``jax_backend``)::
 
     name: str
-    def resolve_device(device: str) -> str                 # "auto" → "cpu" / "cuda:0"
-    def device_name(device: str) -> str                    # human-readable, for the record
-    def forward(model, weights, x, *, dtype, device) -> np.ndarray            # (n, out_dim)
-    def empirical_ntk(model, weights, x1, x2=None, *, dtype, device) -> np.ndarray  # (n1, n2)
-    def train(model, weights, data, training, *, device, callback) -> TrainOutcome
+    def resolve_device(device: str) -> str       # "auto" → "cpu" / "cuda"; raises without a GPU
+    def device_name(device: str) -> str          # human-readable, for the record
+    def library_versions() -> dict[str, str]
+    class Network:                               # an MLP or CNN with weights on a device
+        def __init__(self, model, weights, *, dtype, device)
+        def predict(self, x) -> np.ndarray                       # (n, out_dim) float64
+        def ntk(self, x1, x2=None, *, full, per_layer, chunk_size) -> np.ndarray
+        def ntk_layer_diagonals(self, x) -> np.ndarray           # (layers, n)
+        def train(self, x, y, training, *, seed, checkpoints, on_checkpoint) -> TrainLog
+        def weights(self) -> list[dict[str, np.ndarray]]         # neutral format
+        def peak_memory_mb(self) -> float | None
 
 Backends are registered by name with a zero-argument factory so that importing ntkbench never
 imports torch or jax; the factory runs on first use.

@@ -265,11 +265,3 @@ class _TorchStepper:
         self.opt.step()
         return value
 
-
-def empirical_ntk(model: Model, weights: list[dict[str, np.ndarray]], x1: np.ndarray,
-                  x2: np.ndarray | None = None, *, dtype: str = "float64",
-                  device: str = "cpu", full: bool = False, per_layer: bool = False,
-                  chunk_size: int | None = None) -> np.ndarray:
-    """See :func:`ntkbench.ntk.empirical.empirical_ntk`."""
-    return Network(model, weights, dtype=dtype, device=resolve_device(device)).ntk(
-        x1, x2, full=full, per_layer=per_layer, chunk_size=chunk_size)

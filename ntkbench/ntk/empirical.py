@@ -49,6 +49,6 @@ def empirical_ntk(model: Model, weights: list[dict[str, np.ndarray]], x1: np.nda
             raise ValueError(f"x2 must have shape (n, {model.in_dim}), got {x2.shape}")
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive number of examples, got {chunk_size}")
-    return get_backend(backend).empirical_ntk(model, weights, x1, x2, dtype=dtype,
-                                              device=device, full=full, per_layer=per_layer,
-                                              chunk_size=chunk_size)
+    impl = get_backend(backend)
+    net = impl.Network(model, weights, dtype=dtype, device=impl.resolve_device(device))
+    return net.ntk(x1, x2, full=full, per_layer=per_layer, chunk_size=chunk_size)
