@@ -195,7 +195,7 @@ def test_registered_with_declared_params_and_task_file_loads():
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_real_trial_learns_far_above_chance(seed):
+def test_real_trial_learns_far_above_chance(seed, backend):
     """Ten classes (chance 0.1): a small MLP reaches 0.87–0.95 test accuracy in 60 GD steps on
     150 images (seeds 0–9, He and Xavier). Mismatched images and labels stay near 0.1."""
     trial = tiny_trial(
@@ -204,7 +204,7 @@ def test_real_trial_learns_far_above_chance(seed):
         model=ModelConfig(width=64, depth=1, activation="relu"),
         training=TrainingConfig(optimizer="gd", lr=0.5, steps=60, loss="cross_entropy"),
         measure=MeasureConfig(checkpoints=4, ntk_checkpoints=2, ntk_max_n=64),
-        metric="test_accuracy")
+        metric="test_accuracy", backend=backend)
     record = run_trial(trial)
     assert record["status"] == "ok", record.get("error")
     assert record["n_train"] == 150 and record["in_dim"] == 64 and record["out_dim"] == 10

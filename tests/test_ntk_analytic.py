@@ -19,6 +19,7 @@ import tracemalloc
 import numpy as np
 import pytest
 import torch
+from conftest import BACKENDS
 from scipy import integrate, special
 
 import ntkbench as nb
@@ -225,13 +226,13 @@ def test_tanh_uses_quadrature_and_default_points_are_converged():
 # --- Monte Carlo against wide networks with the real engine ------------------------------------
 
 @pytest.mark.parametrize("activation", ["relu", "erf", "tanh", "gelu", "sin"])
-def test_ntk_matches_wide_networks_depth_one(activation):
+def test_ntk_matches_wide_networks_depth_one(activation, backend):
     x = _inputs(8, 5, 11)
     w_std, b_std = 1.2, 0.6
     model = nb.MLP(in_dim=5, width=WIDTH, depth=1, out_dim=1, activation=activation,
                    parameterization="ntk", w_std=w_std, b_std=b_std)
     rng = np.random.default_rng(12)
-    draws = np.stack([nb.empirical_ntk(model, _ntk_weights(model, rng), x, backend="torch",
+    draws = np.stack([nb.empirical_ntk(model, _ntk_weights(model, rng), x, backend=backend,
                                        dtype="float64", per_layer=True) for _ in range(200)])
     analytic = layerwise_kernels(x, activation=activation, sigma_w2=[w_std**2] * 2,
                                  sigma_b2=[b_std**2] * 2, grad_w=[w_std**2] * 2,
@@ -264,14 +265,17 @@ def test_nngp_matches_output_covariance_depth_one(activation):
     assert_mc_close(np.stack(draws), nngp)
 
 
-@pytest.fixture(scope="module")
-def deep_relu_draws():
+@pytest.fixture(scope="module", params=BACKENDS)
+def deep_relu_draws(request):
     """16 independent depth-2 ReLU networks of width 4096 with biases (the costly sample).
 
     The NTK is the engine's, averaged over 4 outputs. For the NNGP the same hidden layers get
     a fresh readout of 512 units (more outputs of the same network, cheap to evaluate), and
     ``f fᵀ`` is averaged over them.
     """
+    backend = request.param
+    if backend == "jax":
+        pytest.importorskip("jax")
     x = _inputs(8, 6, 15)
     model = nb.MLP(in_dim=6, width=WIDTH, depth=2, out_dim=4, activation="relu",
                    parameterization="ntk", w_std=1.4, b_std=0.5)
@@ -280,7 +284,7 @@ def deep_relu_draws():
     ntks, covs, matched = [], [], []
     for _ in range(16):
         weights = _ntk_weights(model, rng)
-        ntks.append(nb.empirical_ntk(model, weights, x, backend="torch", dtype="float64",
+        ntks.append(nb.empirical_ntk(model, weights, x, backend=backend, dtype="float64",
                                      per_layer=True) / model.out_dim)
         readout = {"W": rng.standard_normal((512, WIDTH)), "b": rng.standard_normal(512)}
         f = _forward(wide_readout, weights[:-1] + [readout], x)
@@ -310,12 +314,12 @@ def test_matched_ntk_tracks_each_draw_under_ntk_parameterization(deep_relu_draws
 
 @pytest.mark.slow
 @pytest.mark.parametrize("activation", ["tanh", "gelu"])
-def test_ntk_matches_wide_networks_depth_three(activation):
+def test_ntk_matches_wide_networks_depth_three(activation, backend):
     x = _inputs(6, 4, 17)
     model = nb.MLP(in_dim=4, width=WIDTH, depth=3, out_dim=1, activation=activation,
                    parameterization="ntk", w_std=1.2, b_std=0.3)
     rng = np.random.default_rng(18)
-    draws = np.stack([nb.empirical_ntk(model, _ntk_weights(model, rng), x, backend="torch",
+    draws = np.stack([nb.empirical_ntk(model, _ntk_weights(model, rng), x, backend=backend,
                                        dtype="float64") for _ in range(24)])
     _, ntk = analytic_kernels(x, depth=3, activation=activation, w_std=1.2, b_std=0.3)
     assert_mc_close(draws, ntk)
@@ -341,7 +345,7 @@ def test_matched_ntk_reduces_to_analytic_kernels_under_ntk_parameterization():
 @pytest.mark.parametrize("activation,depth,width,draws", [
     ("relu", 1, WIDTH, 100), ("tanh", 1, WIDTH, 100), ("relu", 2, 1024, 40),
     ("gelu", 2, 1024, 40)])
-def test_matched_ntk_matches_he_normal_standard_networks(activation, depth, width, draws):
+def test_matched_ntk_matches_he_normal_standard_networks(activation, depth, width, draws, backend):
     # Standard parameterization, He-normal weights and zero biases: σ_l² ≈ 2, g_l = fan_in,
     # c_l = 1. One input is 0, whose first pre-activation is exactly 0 (relu′(0) = 0 there).
     x = _inputs(7, 4, 21)
@@ -350,7 +354,7 @@ def test_matched_ntk_matches_he_normal_standard_networks(activation, depth, widt
     empirical, matched = [], []
     for seed in range(draws):
         weights = nb.initialize(model, "he_normal", seed=seed)
-        empirical.append(nb.empirical_ntk(model, weights, x, backend="torch", dtype="float64"))
+        empirical.append(nb.empirical_ntk(model, weights, x, backend=backend, dtype="float64"))
         matched.append(matched_analytic_ntk(model, weights, x))
     # Paired by draw: the mean of empirical − matched is 0 within its standard error.
     empirical, matched = np.stack(empirical), np.stack(matched)
