@@ -200,7 +200,7 @@ def test_jacobians_recomputed_per_block_give_the_same_kernel(backend, monkeypatc
 
     (sym, n_sym), (cross, n_cross) = run(None), run(x2)
     assert (n_sym, n_cross) == (3, 3 + 2)
-    monkeypatch.setattr(module, "JACOBIAN_CACHE_BYTES", 0)
+    monkeypatch.setattr("ntkbench.ntk.blocks.JACOBIAN_CACHE_BYTES", 0)
     (sym0, n_sym0), (cross0, n_cross0) = run(None), run(x2)
     # rows 0, 1, 2 plus the off-diagonal columns (1, 2), (2); every row block recomputes both
     # column blocks of x2.

@@ -29,7 +29,7 @@ import optax  # noqa: E402
 from ntkbench.backends.training import TrainLog, is_full_batch, run_training  # noqa: E402
 from ntkbench.config import TrainingConfig  # noqa: E402
 from ntkbench.models import CNN, MLP, Model  # noqa: E402
-from ntkbench.ntk.blocks import JACOBIAN_CACHE_BYTES, assemble, default_chunk  # noqa: E402
+from ntkbench.ntk.blocks import assemble, default_chunk, jacobian_fetcher  # noqa: E402
 
 name = "jax"
 
@@ -294,7 +294,6 @@ class Network:
         for layer in weights:
             self.params += [self._array(layer["W"]), self._array(layer["b"])]
         self.scales = [model.scales(info) for info in model.layers()]
-        self.act, self.dact = _activation(model.activation)
         self._forward = partial(_jit_forward, model)
 
     def peak_memory_mb(self) -> float | None:
@@ -314,10 +313,6 @@ class Network:
         return [{"W": np.asarray(W, dtype=np.float64), "b": np.asarray(b, dtype=np.float64)}
                 for W, b in zip(self.params[::2], self.params[1::2], strict=True)]
 
-    def _apply(self, params: list[jax.Array], x: jax.Array) -> jax.Array:
-        """The forward pass of :mod:`ntkbench.models`."""
-        return _forward(self.model, params, x)
-
     @property
     def structured(self) -> bool:
         """Whether the NTK uses the layer-structured engine (MLPs) rather than Jacobians."""
@@ -327,11 +322,6 @@ class Network:
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Network outputs ``(n, out_dim)`` as float64 numpy."""
         return np.asarray(self._forward(self.params, self._array(x)), dtype=np.float64)
-
-    def loss_value(self, params: list[jax.Array], x: jax.Array, y: jax.Array,
-                   kind: str) -> jax.Array:
-        """``mse``: ``1/(2n) Σ_i ‖f_i − y_i‖²``; ``cross_entropy``: mean over samples."""
-        return _loss_value(self.model, params, x, y, kind)
 
     def _sensitivities(self, x: jax.Array) -> tuple[list[jax.Array], list[jax.Array | None]]:
         return _sensitivities(self.params, x, scales=tuple(self.scales),
@@ -355,10 +345,15 @@ class Network:
             if chunk_size is None:
                 chunk_size = default_chunk(itemsize, out_dim, full, row_bytes=row_bytes,
                                            n=max(n1, n2))
-            keep_all = (n1 + (0 if symmetric else n2)) * row_bytes <= JACOBIAN_CACHE_BYTES
-            return assemble(n1, n2, self._jacobian_blocks(a1, a2, symmetric, full, per_layer,
-                                                          keep_all), chunk_size=chunk_size,
-                            **layout)
+            jac = jacobian_fetcher(
+                lambda which, s: _layer_jacobians(self.params, (a1 if which == 0 else a2)[s],
+                                                  model=self.model),
+                symmetric=symmetric, total_bytes=(n1 + (0 if symmetric else n2)) * row_bytes)
+
+            def jacobian_block(r: slice, c: slice):
+                return _jacobian_block(jac(0, r), jac(1, c), full=full, per_layer=per_layer)
+
+            return assemble(n1, n2, jacobian_block, chunk_size=chunk_size, **layout)
         if chunk_size is None:
             chunk_size = default_chunk(itemsize, out_dim, full, n=max(n1, n2))
         static = {"scales": tuple(self.scales), "bias": self.model.bias, "out_dim": out_dim,
@@ -375,38 +370,6 @@ class Network:
                                 _rows(s2[1], c, n2), **static)
 
         return assemble(n1, n2, block, chunk_size=chunk_size, **layout)
-
-    def _jacobian_blocks(self, a1: jax.Array, a2: jax.Array, symmetric: bool, full: bool,
-                         per_layer: bool, keep_all: bool) -> Callable:
-        """``block(rows, cols)`` of the Jacobian-contraction kernel; Jacobians are kept (all of
-        them with ``keep_all``, else the row block's) as in
-        :func:`ntkbench.backends.torch_ntk.jacobian_ntk`."""
-        rows: dict[tuple[int, int], list[list[jax.Array]]] = {}
-        kept: dict[tuple[int, int, int], list[list[jax.Array]]] = {}
-
-        def compute(which: int, s: slice) -> list[list[jax.Array]]:
-            key = (0 if symmetric else which, s.start, s.stop)
-            if key in kept:
-                return kept[key]
-            jac = _layer_jacobians(self.params, (a1 if which == 0 else a2)[s], model=self.model)
-            if keep_all:
-                kept[key] = jac
-            return jac
-
-        def jac(which: int, s: slice) -> list[list[jax.Array]]:
-            if which == 0:
-                if (s.start, s.stop) not in rows:
-                    rows.clear()
-                    rows[s.start, s.stop] = compute(0, s)
-                return rows[s.start, s.stop]
-            if symmetric and (s.start, s.stop) in rows:
-                return rows[s.start, s.stop]
-            return compute(1, s)
-
-        def block(r: slice, c: slice):
-            return _jacobian_block(jac(0, r), jac(1, c), full=full, per_layer=per_layer)
-
-        return block
 
     @_quiet_overflow
     def ntk_layer_diagonals(self, x: np.ndarray) -> np.ndarray:

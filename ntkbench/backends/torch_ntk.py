@@ -31,12 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ntkbench.ntk.blocks import (
-    DEFAULT_BLOCK_BYTES,
-    JACOBIAN_CACHE_BYTES,
-    assemble,
-    default_chunk,
-)
+from ntkbench.ntk.blocks import DEFAULT_BLOCK_BYTES, assemble, default_chunk, jacobian_fetcher
 
 __all__ = ["DEFAULT_BLOCK_BYTES", "jacobian_ntk", "layer_diagonals", "structured_ntk"]
 
@@ -180,10 +175,9 @@ def jacobian_ntk(forward: Forward, params: Sequence[torch.Tensor], groups: list[
     """The empirical NTK of any differentiable ``forward(params, x)`` by Jacobian contraction,
     in square blocks; same output contract as :func:`structured_ntk`.
 
-    Jacobians are computed ``chunk_size`` examples at a time. When all of them fit in
-    :data:`~ntkbench.ntk.blocks.JACOBIAN_CACHE_BYTES` they are kept, so each example's
-    Jacobian is computed once; otherwise only the current row block's are kept and column
-    blocks are recomputed.
+    Jacobians are computed ``chunk_size`` examples at a time and kept as
+    :func:`~ntkbench.ntk.blocks.jacobian_fetcher` decides (all of them when they fit in
+    :data:`~ntkbench.ntk.blocks.JACOBIAN_CACHE_BYTES`).
     """
     symmetric = x2 is None
     n_params = sum(params[i].numel() for g in groups for i in g)
@@ -192,28 +186,10 @@ def jacobian_ntk(forward: Forward, params: Sequence[torch.Tensor], groups: list[
         chunk_size = default_chunk(x1.element_size(), out_dim, full, row_bytes=row_bytes,
                                    n=max(x1.shape[0], (x1 if symmetric else x2).shape[0]))
     n_total = x1.shape[0] + (0 if symmetric else x2.shape[0])
-    keep_all = n_total * row_bytes <= JACOBIAN_CACHE_BYTES
-    rows: dict[tuple[int, int], list[list[torch.Tensor]]] = {}  # the current row block's
-    kept: dict[tuple[int, int, int], list[list[torch.Tensor]]] = {}  # everything, if keep_all
-
-    def compute(which: int, s: slice) -> list[list[torch.Tensor]]:
-        x = x1 if which == 0 or symmetric else x2
-        key = (0 if symmetric else which, s.start, s.stop)
-        if not keep_all:
-            return layer_jacobians(forward, params, groups, x[s])
-        if key not in kept:
-            kept[key] = layer_jacobians(forward, params, groups, x[s])
-        return kept[key]
-
-    def jac(which: int, s: slice) -> list[list[torch.Tensor]]:
-        if which == 0:  # a row block: computed once, kept while its columns are done
-            if (s.start, s.stop) not in rows:
-                rows.clear()
-                rows[s.start, s.stop] = compute(0, s)
-            return rows[s.start, s.stop]
-        if symmetric and (s.start, s.stop) in rows:  # the diagonal block
-            return rows[s.start, s.stop]
-        return compute(1, s)
+    jac = jacobian_fetcher(
+        lambda which, s: layer_jacobians(forward, params, groups,
+                                         (x1 if which == 0 or symmetric else x2)[s]),
+        symmetric=symmetric, total_bytes=n_total * row_bytes)
 
     def block(r: slice, c: slice):
         j1, j2 = jac(0, r), jac(1, c)

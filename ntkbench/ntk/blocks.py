@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+
+J = TypeVar("J")
 
 #: Bytes of block temporaries (products and their accumulator) when no chunk size is given.
 DEFAULT_BLOCK_BYTES = 512 * 2**20
@@ -69,3 +71,40 @@ def assemble(n1: int, n2: int, block: Callable[[slice, slice], Any], *, symmetri
                 del values
             del result, pairs  # free this block before computing the next
     return out
+
+
+def jacobian_fetcher(compute: Callable[[int, slice], J], *, symmetric: bool,
+                     total_bytes: int) -> Callable[[int, slice], J]:
+    """``fetch(which, s)``: the per-example Jacobians of block ``s`` of the rows
+    (``which = 0``, examples of x1) or columns (``which = 1``; x2, or x1 when ``symmetric``),
+    from ``compute(which, s)`` with as little recomputation as memory allows.
+
+    A row block is computed once and kept while :func:`assemble` walks its columns; the diagonal
+    block of a symmetric kernel reuses it. When all Jacobians (``total_bytes``) fit in
+    :data:`JACOBIAN_CACHE_BYTES` every block is kept, so each is computed once; otherwise column
+    blocks are recomputed for every row block.
+    """
+    keep_all = total_bytes <= JACOBIAN_CACHE_BYTES
+    rows: dict[tuple[int, int], J] = {}  # the current row block's
+    kept: dict[tuple[int, int, int], J] = {}  # every block's, with keep_all
+
+    def cached(which: int, s: slice) -> J:
+        key = (0 if symmetric else which, s.start, s.stop)
+        if key in kept:
+            return kept[key]
+        value = compute(which, s)
+        if keep_all:
+            kept[key] = value
+        return value
+
+    def fetch(which: int, s: slice) -> J:
+        if which == 0:
+            if (s.start, s.stop) not in rows:
+                rows.clear()
+                rows[s.start, s.stop] = cached(0, s)
+            return rows[s.start, s.stop]
+        if symmetric and (s.start, s.stop) in rows:  # the diagonal block
+            return rows[s.start, s.stop]
+        return cached(1, s)
+
+    return fetch
