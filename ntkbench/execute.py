@@ -26,7 +26,8 @@ from ntkbench.backends import get_backend
 from ntkbench.config import Trial
 from ntkbench.data.base import Dataset
 from ntkbench.evaluation import METRICS
-from ntkbench.initializers import initialize_with
+from ntkbench.initializers import Batch, Probe, initialize_with
+from ntkbench.initializers.calibration import is_data_dependent
 from ntkbench.models import CNN, MLP, Model
 from ntkbench.ntk.analytic import (
     analytic_method,
@@ -227,7 +228,15 @@ def _run(trial: Trial, record: dict[str, Any]) -> None:
     entry = registry.resolve_initializer(trial.initializer.name, trial.initializer.source,
                                          trial.source_dir)
     record["initializer_origin"] = entry.origin
-    weights = initialize_with(model, entry, trial.seed, trial.initializer.params)
+    batch = probe = None
+    if is_data_dependent(entry.obj):
+        batch = Batch(data.x_train, _targets_matrix(data, data.y_train), data.y_train, data.kind)
+        probe = Probe(lambda w: backend.Network(model, w, dtype="float64", device=device),
+                      trial.training.loss)
+    weights = initialize_with(model, entry, trial.seed, trial.initializer.params, batch=batch,
+                              probe=probe)
+    if weights.calibration is not None:
+        record["initializer_calibration"] = weights.calibration
     record.update(n_train=data.n_train, n_test=len(data.x_test), in_dim=data.in_dim,
                   out_dim=data.out_dim, n_params=model.n_params())
 

@@ -96,7 +96,9 @@ class Entry(Generic[T]):
     doc: str = ""
 
     def summary(self) -> str:
-        return (self.doc or "").strip().splitlines()[0] if self.doc else ""
+        """The docstring's first paragraph, on one line."""
+        first = (self.doc or "").strip().split("\n\n")[0]
+        return " ".join(line.strip() for line in first.splitlines())
 
 
 @dataclass

@@ -33,9 +33,10 @@ LAYER = nb.LayerInfo(index=0, depth=1, fan_in=1, fan_out=1, activation="relu", i
 BUILTINS = (
     "zeros", "ones", "constant", "normal", "uniform", "xavier_normal", "xavier_uniform",
     "he_normal", "he_uniform", "kaiming_normal", "kaiming_uniform", "lecun_normal", "orthogonal",
-    "delta_orthogonal",
+    "delta_orthogonal", "truncated_normal", "lecun_uniform", "identity", "eye", "torch_default",
+    "flax_default", "zerO", "siren",
 )
-DETERMINISTIC = ("zeros", "ones", "constant")
+DETERMINISTIC = ("zeros", "ones", "constant", "identity", "eye", "zerO")
 RANDOM = tuple(n for n in BUILTINS if n not in DETERMINISTIC)
 # (mode, nonlinearity, negative_slope): every gain of torch's table, both fans.
 HE_CASES = [

@@ -94,9 +94,10 @@ def _activation(name_: str) -> tuple[Callable, Callable]:
     raise ValueError(f"unknown activation {name_!r}")
 
 
-def _forward(model: Model, params: list[jax.Array], x: jax.Array) -> jax.Array:
+def _forward(model: Model, params: list[jax.Array], x: jax.Array,
+             trace: list[tuple[jax.Array, jax.Array]] | None = None) -> jax.Array:
     """The forward pass of :mod:`ntkbench.models` for an MLP or a CNN (the torch backend's
-    ``forward``, with XLA's convolution in NCHW/OIHW layout)."""
+    ``forward``, with XLA's convolution in NCHW/OIHW layout); ``trace`` as there."""
     scales = [model.scales(info) for info in model.layers()]
     act, _ = _activation(model.activation)
     h, first = x, 0
@@ -110,6 +111,8 @@ def _forward(model: Model, params: list[jax.Array], x: jax.Array) -> jax.Array:
             if model.bias:
                 z = z + sb * params[2 * i + 1].reshape(1, -1, 1, 1)
             h = act(z)
+            if trace is not None:
+                trace.append((z, h))
             if model.pool > 1:  # non-overlapping windows; a remainder row/column is dropped
                 p, (n, c, hh, ww) = model.pool, h.shape
                 h = h[:, :, :hh // p * p, :ww // p * p].reshape(n, c, hh // p, p, ww // p, p)
@@ -123,6 +126,8 @@ def _forward(model: Model, params: list[jax.Array], x: jax.Array) -> jax.Array:
         if model.bias:
             z = z + sb * params[2 * i + 1]
         h = act(z) if i < last else z
+        if trace is not None:
+            trace.append((z, h))
     return h
 
 
@@ -136,6 +141,20 @@ def _loss_value(model: Model, params: list[jax.Array], x: jax.Array, y: jax.Arra
 
 
 _jit_forward = jax.jit(_forward, static_argnums=0)
+
+
+@partial(jax.jit, static_argnames=("model", "kind"))
+def _loss_gradients(params: list[jax.Array], x: jax.Array, y: jax.Array, *, model: Model,
+                    kind: str) -> list[jax.Array]:
+    return jax.grad(_loss_value, argnums=1)(model, params, x, y, kind)
+
+
+@partial(jax.jit, static_argnames=("model", "kind"))
+def _loss_hvp(params: list[jax.Array], x: jax.Array, y: jax.Array, v: list[jax.Array], *,
+              model: Model, kind: str) -> list[jax.Array]:
+    """``(∇²L) v`` as the forward-mode derivative of the gradient along ``v``."""
+    return jax.jvp(lambda p: _loss_gradients.__wrapped__(p, x, y, model=model, kind=kind),
+                   (params,), (v,))[1]
 
 
 @functools.lru_cache(maxsize=32)
@@ -322,6 +341,40 @@ class Network:
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Network outputs ``(n, out_dim)`` as float64 numpy."""
         return np.asarray(self._forward(self.params, self._array(x)), dtype=np.float64)
+
+    @_quiet_overflow
+    def layer_outputs(self, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each layer's pre-activation ``z`` and activation ``h`` (see the torch backend)."""
+        trace: list[tuple[jax.Array, jax.Array]] = []
+        _forward(self.model, self.params, self._array(x), trace)
+        return [(np.asarray(z, dtype=np.float64), np.asarray(h, dtype=np.float64))
+                for z, h in trace]
+
+    def _targets(self, y: np.ndarray, kind: str) -> jax.Array:
+        if kind == "cross_entropy":
+            return jax.device_put(np.asarray(y, dtype=np.int64), self.device)
+        return self._array(np.asarray(y).reshape(len(y), -1))
+
+    @staticmethod
+    def _pairs(arrays: list[jax.Array]) -> list[dict[str, np.ndarray]]:
+        # Without a bias the forward pass never reads b, so its derivatives are already 0.
+        out = [np.asarray(a, dtype=np.float64) for a in arrays]
+        return [{"W": W, "b": b} for W, b in zip(out[::2], out[1::2], strict=True)]
+
+    @_quiet_overflow
+    def loss_gradients(self, x: np.ndarray, y: np.ndarray,
+                       kind: str) -> list[dict[str, np.ndarray]]:
+        """``∇_θ L`` of the training loss (see the torch backend)."""
+        return self._pairs(_loss_gradients(self.params, self._array(x), self._targets(y, kind),
+                                           model=self.model, kind=kind))
+
+    @_quiet_overflow
+    def loss_hvp(self, x: np.ndarray, y: np.ndarray, kind: str,
+                 v: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+        """The Hessian-vector product ``(∇²_θ L) v`` (forward over reverse mode)."""
+        vs = [self._array(layer[k]) for layer in v for k in ("W", "b")]
+        return self._pairs(_loss_hvp(self.params, self._array(x), self._targets(y, kind), vs,
+                                     model=self.model, kind=kind))
 
     def _sensitivities(self, x: jax.Array) -> tuple[list[jax.Array], list[jax.Array | None]]:
         return _sensitivities(self.params, x, scales=tuple(self.scales),

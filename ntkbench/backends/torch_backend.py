@@ -74,8 +74,13 @@ def _activation(name_: str) -> tuple[Callable, Callable]:
 
 
 def forward(model: Model, scales: list[tuple[float, float]], act: Callable,
-            params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """The forward pass of :mod:`ntkbench.models` for an MLP or a CNN (differentiable)."""
+            params: list[torch.Tensor], x: torch.Tensor,
+            trace: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
+    """The forward pass of :mod:`ntkbench.models` for an MLP or a CNN (differentiable).
+
+    ``trace``, when given, receives each layer's ``(z, h)``: its pre-activation and its
+    activation (``h = z`` for the readout; before pooling for conv layers).
+    """
     h, first = x, 0
     if isinstance(model, CNN):
         h = x.reshape(x.shape[0], *model.input_shape)
@@ -88,6 +93,8 @@ def forward(model: Model, scales: list[tuple[float, float]], act: Callable,
             if model.bias:
                 z = z + sb * params[2 * i + 1].reshape(1, -1, 1, 1)
             h = act(z)
+            if trace is not None:
+                trace.append((z, h))
             if model.pool > 1:
                 h = torch.nn.functional.avg_pool2d(h, model.pool)
         h = h.mean(dim=(2, 3)) if model.global_pool else h.flatten(1)
@@ -99,6 +106,8 @@ def forward(model: Model, scales: list[tuple[float, float]], act: Callable,
         if model.bias:
             z = z + sb * params[2 * i + 1]
         h = act(z) if i < last else z
+        if trace is not None:
+            trace.append((z, h))
     return h
 
 
@@ -207,6 +216,45 @@ class Network:
         return structured_ntk(self.params, self.scales, self.act, self.dact, t1, t2,
                               bias=self.model.bias, out_dim=self.model.out_dim, full=full,
                               per_layer=per_layer, chunk_size=chunk_size)
+
+    def layer_outputs(self, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each layer's pre-activation ``z`` and activation ``h`` on ``x`` (float64 numpy;
+        ``h`` is ``z`` for the readout), for data-dependent initializers."""
+        trace: list[tuple[torch.Tensor, torch.Tensor]] = []
+        with torch.no_grad():
+            forward(self.model, self.scales, self.act, self.params, self._tensor(x), trace)
+        return [(z.double().cpu().numpy(), h.double().cpu().numpy()) for z, h in trace]
+
+    def _targets(self, y: np.ndarray, kind: str) -> torch.Tensor:
+        if kind == "cross_entropy":
+            return torch.as_tensor(np.asarray(y), dtype=torch.long, device=self.device)
+        return self._tensor(y).reshape(len(y), -1)
+
+    def _numpy_pairs(self, tensors: list[torch.Tensor | None]) -> list[dict[str, np.ndarray]]:
+        out = [np.zeros(tuple(p.shape)) if t is None else t.detach().double().cpu().numpy()
+               for p, t in zip(self.params, tensors, strict=True)]
+        return [{"W": W, "b": b} for W, b in zip(out[::2], out[1::2], strict=True)]
+
+    def loss_gradients(self, x: np.ndarray, y: np.ndarray,
+                       kind: str) -> list[dict[str, np.ndarray]]:
+        """``∇_θ L`` of the training loss ``kind`` on ``(x, y)``, in the weights' format
+        (bias gradients are 0 without a bias)."""
+        trainable = [p for p in self.params if p.requires_grad]
+        loss = self.loss(self.apply(self._tensor(x)), self._targets(y, kind), kind)
+        grads = iter(torch.autograd.grad(loss, trainable))
+        return self._numpy_pairs([next(grads) if p.requires_grad else None for p in self.params])
+
+    def loss_hvp(self, x: np.ndarray, y: np.ndarray, kind: str,
+                 v: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+        """The Hessian-vector product ``(∇²_θ L) v`` (double backward)."""
+        trainable = [p for p in self.params if p.requires_grad]
+        loss = self.loss(self.apply(self._tensor(x)), self._targets(y, kind), kind)
+        grads = torch.autograd.grad(loss, trainable, create_graph=True)
+        flat_v = [self._tensor(layer[k]) for layer in v for k in ("W", "b")]
+        vs = [t for p, t in zip(self.params, flat_v, strict=True) if p.requires_grad]
+        dot = sum((g * t).sum() for g, t in zip(grads, vs, strict=True))
+        hv = iter(torch.autograd.grad(dot, trainable, allow_unused=True))  # None: a zero block
+        return self._numpy_pairs([next(hv) if p.requires_grad else None for p in self.params])
 
     def loss(self, out: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
         """``mse``: ``1/(2n) Σ_i ‖f_i − y_i‖²``; ``cross_entropy``: mean over samples."""

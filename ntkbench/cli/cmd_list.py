@@ -17,6 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     from ntkbench import registry
+    from ntkbench.initializers.calibration import is_data_dependent
 
     if args.kind == "metrics":
         from ntkbench.evaluation import METRICS
@@ -31,7 +32,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     width = max((len(e.name) for e in entries), default=0)
     for e in entries:
         params = ", ".join(p.describe() for p in e.params) or "no parameters"
-        print(f"{e.name:<{width}}  ({params})  [{e.origin}]")
+        tags = e.origin + (", data-dependent" if is_data_dependent(e.obj) else "")
+        print(f"{e.name:<{width}}  ({params})  [{tags}]")
         if e.summary():
             print(f"{'':<{width}}  {e.summary()}")
     return 0

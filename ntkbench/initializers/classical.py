@@ -1,5 +1,5 @@
-"""Classical data-independent initializers: constants, i.i.d. normal/uniform, Glorot, He, LeCun
-and orthogonal.
+"""Classical data-independent initializers: constants, i.i.d. normal/uniform/truncated normal,
+Glorot, He, LeCun, orthogonal, sparse and identity.
 
 Fans and gains follow ``torch.nn.init`` exactly, so ``he_normal`` here and
 ``torch.nn.init.kaiming_normal_`` draw from the same distribution. For a weight of shape
@@ -9,7 +9,8 @@ Fans and gains follow ``torch.nn.init`` exactly, so ``he_normal`` here and
     fan_out = shape[0] · k
 
 Fans are computed from ``shape`` (not from ``layer``), so the same functions fill conv kernels.
-Every function draws only from ``rng``; biases stay zero (no ``bias`` attribute).
+Every function draws only from ``rng`` (``identity`` uses none); biases stay zero (no ``bias``
+attribute).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import math
 import numpy as np
 
 from ntkbench import registry
-from ntkbench.checks import nonnegative, real
+from ntkbench.checks import nonnegative, positive, real
 from ntkbench.models import LayerInfo
 
 Shape = tuple[int, ...]
@@ -158,6 +159,7 @@ def uniform(
 
 
 @registry.initializers.register("xavier_normal")
+@registry.initializers.register("glorot_normal")
 def xavier_normal(
     shape: Shape, rng: np.random.Generator, *, layer: LayerInfo, gain: float = 1.0
 ) -> np.ndarray:
@@ -172,6 +174,7 @@ def xavier_normal(
 
 
 @registry.initializers.register("xavier_uniform")
+@registry.initializers.register("glorot_uniform")
 def xavier_uniform(
     shape: Shape, rng: np.random.Generator, *, layer: LayerInfo, gain: float = 1.0
 ) -> np.ndarray:
@@ -249,15 +252,22 @@ def _haar(rows: int, cols: int, rng: np.random.Generator) -> np.ndarray:
     return q.T if rows < cols else q
 
 
+def centre_tap(shape: Shape, matrix: np.ndarray, what: str, hint: str = "") -> np.ndarray:
+    """A ``shape`` kernel ``(out, in, *kernel)`` that is ``matrix`` ``(out, in)`` at the
+    kernel's centre tap and zero elsewhere (``shape`` itself for dense weights); ``ValueError``
+    naming ``what`` for even kernel sizes, which have no centre."""
+    if any(k % 2 == 0 for k in shape[2:]):
+        raise ValueError(f"{what} kernels need odd kernel sizes (a centre tap), got "
+                         f"{shape[2:]}{hint}")
+    out = np.zeros(shape)
+    out[(slice(None), slice(None), *(k // 2 for k in shape[2:]))] = matrix
+    return out
+
+
 def _delta(shape: Shape, rng: np.random.Generator, gain: float) -> np.ndarray:
     """``gain · Q`` at the kernel's centre tap, zero elsewhere (Xiao et al. 2018)."""
-    if any(k % 2 == 0 for k in shape[2:]):
-        raise ValueError(f"delta-orthogonal kernels need odd kernel sizes (a centre tap), got "
-                         f"{shape[2:]}; use orthogonal with conv: flatten for even kernels")
-    out = np.zeros(shape)
-    centre = tuple(k // 2 for k in shape[2:])
-    out[(slice(None), slice(None), *centre)] = gain * _haar(shape[0], shape[1], rng)
-    return out
+    return centre_tap(shape, gain * _haar(shape[0], shape[1], rng), "delta-orthogonal",
+                      "; use orthogonal with conv: flatten for even kernels")
 
 
 @registry.initializers.register("orthogonal")
@@ -307,3 +317,129 @@ def delta_orthogonal(
     Train 10,000-Layer Vanilla Convolutional Neural Networks", ICML.
     """
     return orthogonal(shape, rng, layer=layer, gain=gain, conv="delta")
+
+
+def _standard_truncnorm(alpha: float, beta: float, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` draws of N(0, 1) truncated to ``[alpha, beta]``, exactly, by rejection (Robert 1995).
+
+    The proposal is whichever of three accepts more often, so every draw costs O(1) however far
+    the interval lies in a tail: N(0, 1) itself (rate ``Z = Φ(β) − Φ(α)``); U(α, β), accepted
+    with probability ``exp((ρ² − z²)/2)`` where ``ρ`` is the point of ``[α, β]`` nearest 0
+    (rate ``Z √(2π) e^{ρ²/2} / (β − α)``); and, for ``α ≥ 0``, ``α + Exp(λ)`` with
+    ``λ = (α + √(α² + 4))/2``, accepted with probability ``exp(−(z − λ)²/2)`` when ``z ≤ β``
+    (rate ``λ e^{λα − λ²/2} √(2π) Z``). The rates share ``Z``, so the choice needs no ``Φ``.
+    """
+    if beta <= 0:  # the left tail is the mirror image of the right one
+        return -_standard_truncnorm(-beta, -alpha, n, rng)
+    lam = (alpha + math.sqrt(alpha * alpha + 4.0)) / 2.0
+    if alpha < 0:
+        proposal = "uniform" if beta - alpha < math.sqrt(2 * math.pi) else "normal"
+    else:  # log rates of uniform and exponential, without the common factor √(2π) Z
+        uniform_wins = alpha * alpha / 2 - math.log(beta - alpha) > (
+            math.log(lam) + lam * alpha - lam * lam / 2)
+        proposal = "uniform" if uniform_wins else "exponential"
+    rho2 = max(alpha, 0.0) ** 2
+    accepted: list[np.ndarray] = []
+    remaining = n
+    while remaining > 0:
+        size = 2 * remaining + 16  # every proposal accepts more than ~40% of its draws
+        if proposal == "normal":
+            z = rng.standard_normal(size)
+            keep = (z >= alpha) & (z <= beta)
+        elif proposal == "uniform":
+            z = rng.uniform(alpha, beta, size)
+            keep = rng.random(size) <= np.exp((rho2 - z * z) / 2)
+        else:
+            z = alpha + rng.exponential(1.0 / lam, size)
+            keep = (z <= beta) & (rng.random(size) <= np.exp(-((z - lam) ** 2) / 2))
+        accepted.append(z[keep][:remaining])
+        remaining -= accepted[-1].size
+    return np.concatenate(accepted) if accepted else np.empty(0)
+
+
+@registry.initializers.register("truncated_normal")
+def truncated_normal(
+    shape: Shape, rng: np.random.Generator, *, layer: LayerInfo,
+    mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,
+) -> np.ndarray:
+    """Truncated Gaussian: W_ij ~ N(mean, std²) conditioned on a ≤ W_ij ≤ b.
+
+    ``a`` and ``b`` are absolute bounds (not in units of ``std``), as in
+    ``torch.nn.init.trunc_normal_``; with ``α = (a − mean)/std``, ``β = (b − mean)/std`` and
+    ``Z = Φ(β) − Φ(α)`` the draws have density ``φ((w − mean)/std) / (std · Z)`` on ``[a, b]``,
+    mean ``mean + std (φ(α) − φ(β)) / Z`` and variance
+    ``std² [1 + (α φ(α) − β φ(β)) / Z − ((φ(α) − φ(β)) / Z)²]``. Sampled exactly by rejection
+    (Robert 1995, "Simulation of truncated normal variables", Statistics and Computing), so it
+    stays exact however far ``[a, b]`` lies in a tail, where inverse-CDF sampling loses precision.
+    """
+    mu, sigma = real("mean", mean), positive("std", std)
+    lo, hi = real("a", a), real("b", b)
+    if not lo < hi:
+        raise ValueError(f"truncated_normal needs a < b, got a={a!r}, b={b!r}")
+    z = _standard_truncnorm((lo - mu) / sigma, (hi - mu) / sigma, math.prod(shape), rng)
+    # mean + std·z can round past a bound by an ulp
+    return np.clip(mu + sigma * z, lo, hi).reshape(shape)
+
+
+@registry.initializers.register("lecun_uniform")
+def lecun_uniform(shape: Shape, rng: np.random.Generator, *, layer: LayerInfo) -> np.ndarray:
+    """LeCun uniform (LeCun et al. 1998): W_ij ~ U(±√(3 / fan_in)), variance 1 / fan_in.
+
+    The uniform counterpart of :func:`lecun_normal` (``B = √3 σ``, ``σ = 1/√fan_in``).
+    Reference: LeCun et al. 1998, "Efficient BackProp". Equals
+    ``torch.nn.init.kaiming_uniform_(nonlinearity="linear")`` and
+    ``jax.nn.initializers.lecun_uniform``.
+    """
+    fan_in, _ = compute_fans(shape)
+    bound = math.sqrt(3.0 / fan_in)
+    return rng.uniform(-bound, bound, size=shape)
+
+
+@registry.initializers.register("sparse")
+def sparse(
+    shape: Shape, rng: np.random.Generator, *, layer: LayerInfo,
+    sparsity: float = 0.1, std: float = 0.01,
+) -> np.ndarray:
+    """Sparse (Martens 2010): ⌈sparsity·rows⌉ zeros in each column, the other weights N(0, std²).
+
+    For a dense ``(rows, cols)`` weight every column (the outgoing weights of one input) gets
+    ``⌈sparsity · rows⌉`` zeros at rows chosen uniformly at random, independently per column;
+    the other entries are i.i.d. ``N(0, std²)``. Convolution kernels are rejected, as in torch.
+    Reference: Martens 2010, "Deep learning via Hessian-free optimization", ICML.
+    As ``torch.nn.init.sparse_(sparsity=sparsity, std=std)``.
+    """
+    shape = tuple(shape)
+    if len(shape) != 2:
+        raise ValueError(f"sparse fills dense 2-D weights only (as torch.nn.init.sparse_), "
+                         f"got shape {shape}")
+    frac, sigma = real("sparsity", sparsity), nonnegative("std", std)
+    if not 0.0 <= frac <= 1.0:
+        raise ValueError(f"sparsity must be in [0, 1], got {sparsity!r}")
+    rows, _ = shape
+    n_zeros = math.ceil(frac * rows)  # torch's count, floating-point rounding included
+    w = rng.normal(0.0, sigma, size=shape)
+    # The first n_zeros rows of an independent random permutation of each column.
+    zero_rows = np.argsort(rng.random(shape), axis=0)[:n_zeros]
+    np.put_along_axis(w, zero_rows, 0.0, axis=0)
+    return w
+
+
+@registry.initializers.register("identity")
+@registry.initializers.register("eye")
+def identity(
+    shape: Shape, rng: np.random.Generator, *, layer: LayerInfo, gain: float = 1.0
+) -> np.ndarray:
+    """Identity: W = gain · I (ones on the main diagonal); the Dirac kernel for convolutions.
+
+    Dense ``(rows, cols)`` weights: ``W_ij = gain`` if ``i = j``, else 0, for rectangular
+    shapes too, as ``torch.nn.init.eye_`` (times ``gain``); the layer passes its first
+    ``min(rows, cols)`` inputs through. Convolution kernels ``(out, in, kh, kw)``:
+    ``W[i, i, kh//2, kw//2] = gain`` for ``i < min(out, in)`` and zero elsewhere, as
+    ``torch.nn.init.dirac_`` (times ``gain``), so a stride-1 convolution with "same" padding
+    copies its first ``min(out, in)`` channels; odd kernel sizes are required. Deterministic:
+    ``rng`` is not used.
+    """
+    scale = nonnegative("gain", gain)
+    shape = tuple(shape)
+    compute_fans(shape)  # validates the shape
+    return centre_tap(shape, scale * np.eye(*shape[:2]), "identity")

@@ -59,7 +59,7 @@ def _initializer_issues(entry: registry.Entry, params: Mapping[str, Any]) -> lis
     except ValueError as exc:
         return [(("params",), str(exc))]
     try:
-        initialize_with(_PROBE, entry, 0, params)
+        initialize_with(_PROBE, entry, 0, params, calibrate=False)  # calibration needs data
     except Exception as exc:  # a plugin may raise anything; report it here rather than mid-run
         loc = ("params", *params) if len(params) == 1 else ("params",)
         given = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "its defaults"

@@ -11,6 +11,27 @@ def test_list_initializers_shows_params_defaults_and_origin(capsys):
         assert any(ln.startswith(name + " ") for ln in out.splitlines()), name
 
 
+# Every initializer issue 5 asks for, with a word of its reference in the summary line.
+LIBRARY = {
+    "truncated_normal": "Truncated", "lecun_uniform": "LeCun", "sparse": "Martens",
+    "identity": "Identity", "eye": "Identity", "torch_default": "PyTorch",
+    "flax_default": "Flax", "orthogonal": "Saxe", "delta_orthogonal": "Xiao", "zerO": "Zhao",
+    "siren": "Sitzmann", "structured_rf": "Pandey", "structured_rf_incompatible": "Pandey",
+    "structured_rf_ntk": "J_λ", "go": "Wang & Perdikaris", "lsuv": "Mishkin",
+    "metainit": "Dauphin", "glorot_normal": "Glorot", "kaiming_uniform": "He et al.",
+}
+DATA_DEPENDENT = {"lsuv", "go", "metainit", "structured_rf_ntk"}
+
+
+def test_list_initializers_shows_the_library_with_references(capsys):
+    assert main(["list", "initializers"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for name, word in LIBRARY.items():
+        i = next(i for i, ln in enumerate(lines) if ln.startswith(name + " "))
+        assert word in lines[i + 1], (name, lines[i + 1])
+        assert ("data-dependent]" in lines[i]) == (name in DATA_DEPENDENT), lines[i]
+
+
 def test_list_tasks_backends_metrics(capsys):
     assert main(["list", "tasks"]) == 0
     out = capsys.readouterr().out
