@@ -28,9 +28,21 @@ def test_readme_install_command_pins_cpu_torch_and_runs_ntkbench():
 
 def test_python_api_example_runs():
     block = next(b for b in re.findall(r"```python\n(.*?)```", README, flags=re.S)
-                 if "nb.MLP" in b)
+                 if "nb.empirical_ntk(model" in b)
     scope: dict = {}
     exec(block, scope)
     K = scope["K"]
     assert K.shape == (64, 64) and np.allclose(K, K.T)
     assert [w["W"].shape for w in scope["weights"]] == [(256, 1), (256, 256), (1, 256)]
+
+
+def test_data_dependent_initializer_example_runs():
+    block = next(b for b in re.findall(r"```python\n(.*?)```", README, flags=re.S)
+                 if "data=(x, y)" in b)
+    scope: dict = {}
+    exec(block, scope)
+    weights, pre = scope["weights"], scope["pre"]
+    scales = weights.calibration["scales"]
+    assert len(scales) == 7 and pre.calibration is None
+    for w, p, scale in zip(weights, pre, scales, strict=True):
+        np.testing.assert_allclose(w["W"], scale * p["W"], rtol=1e-12)

@@ -1,0 +1,118 @@
+import json
+import subprocess
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from ntkbench.analysis import variance_flow as vf
+from ntkbench.cli.main import main
+
+SVG = "{http://www.w3.org/2000/svg}"
+SMALL = ["--depth", "6", "--width", "256", "--n-inputs", "32"]
+
+
+def _rows(out: str) -> list[list[str]]:
+    """The table rows ``layer theory measured ratio`` of the text output."""
+    return [line.split() for line in out.splitlines()
+            if line.split() and line.split()[0].isdigit()]
+
+
+def test_variance_flow_prints_fixed_points_and_table_and_writes_an_svg(tmp_path, capsys,
+                                                                       monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = ["analyze", "variance-flow", "--activation", "tanh", "--init", "xavier_normal",
+            "--init-param", "gain=2", *SMALL]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "gain c = σ_w·√fan_in = 2.00" in out
+    zero, star = (ln for ln in out.splitlines() if ln.strip().startswith("s* ="))
+    assert "s* = 0 " in zero and "unstable" in zero
+    assert "s* = 0.728" in star and star.rstrip().endswith("stable")
+    rows = _rows(out)
+    assert [int(r[0]) for r in rows] == list(range(7))
+    assert rows[0][1:] == ["1", "1", "1.000"]  # the inputs have RMS 1 by construction
+
+    path = tmp_path / "variance_flow_tanh_xavier_normal.svg"
+    assert f"plot saved to {path.name}" in out
+    root = ET.parse(path).getroot()
+    assert root.tag == SVG + "svg"
+    # One marker per layer (0..6) plus the legend's; the theory is one unbroken line.
+    assert len(root.findall(f"{SVG}circle")) == 7 + 1
+    assert len(root.findall(f"{SVG}polyline")) == 2  # the curve and its legend sample
+    texts = "".join("".join(t.itertext()) for t in root.iter(f"{SVG}text"))
+    assert "layer l" in texts and "theory (infinite width)" in texts and "measured" in texts
+
+
+def test_relu_he_reports_the_line_of_fixed_points_and_no_plot_writes_nothing(
+        tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = ["analyze", "variance-flow", "--activation", "relu", "--init", "he_normal",
+            "--no-plot", *SMALL]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "every s is a fixed point (marginal: g′ = 1)" in out
+    assert "plot saved" not in out and list(tmp_path.iterdir()) == []
+
+
+def test_json_output_parses_and_agrees_with_the_library(tmp_path, capsys):
+    plot = tmp_path / "flow.svg"
+    argv = ["analyze", "variance-flow", "--activation", "tanh", "--init", "xavier_normal",
+            "--init-param", "gain=2", "--plot", str(plot), "--json", *SMALL]
+    assert main(argv) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["plot"] == str(plot) and plot.is_file()
+    assert r["init_params"] == {"gain": 2} and r["in_dim"] == 256
+    assert [row["layer"] for row in r["layers"]] == list(range(7))
+    expected = vf.fixed_points("tanh", r["gain"],
+                               rtol=5 * r["gain_stderr"] / r["gain"]).points
+    assert [p["s"] for p in r["fixed_points"]["points"]] == [p.s for p in expected]
+    assert [p["stable"] for p in r["fixed_points"]["points"]] == [False, True]
+    theory = vf.iterate("tanh", r["gain"], 1.0, 6, c_first=r["first_layer_gain"])
+    assert [row["theory"] for row in r["layers"]] == pytest.approx(list(theory), rel=1e-12)
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--activation", "tanhh", "--init", "xavier_normal"], "did you mean 'tanh'?"),
+    (["--activation", "tanh", "--init", "xavier_normall"], "did you mean 'xavier_normal'"),
+    (["--activation", "tanh", "--init", "xavier_normal", "--init-param", "gian=2"],
+     "unknown parameter 'gian' for initializer 'xavier_normal' — did you mean 'gain'?"),
+    (["--activation", "tanh", "--init", "xavier_normal", "--init-param", "gain"],
+     "--init-param expects KEY=VALUE"),
+    (["--activation", "tanh", "--init", "xavier_normal", "--depth", "1"],
+     "--depth must be >= 2"),
+    (["--activation", "tanh", "--init", "xavier_normal", "--plot", "no/such/dir/x.svg"],
+     "folder 'no/such/dir' does not exist"),
+])
+def test_mistakes_exit_2_with_a_helpful_message(tmp_path, capsys, monkeypatch, extra, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(["analyze", "variance-flow", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ntkbench analyze: error: ") and message in err
+
+
+def test_analyze_needs_an_analysis(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["analyze"])
+    assert exc.value.code == 2 and "ANALYSIS" in capsys.readouterr().err
+
+
+def test_console_run_reports_unknown_initializer_without_traceback(ntkbench_cli, tmp_path):
+    proc = subprocess.run([*ntkbench_cli, "analyze", "variance-flow", "--activation", "relu",
+                           "--init", "he_normall", "--no-plot"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "did you mean 'he_normal'" in proc.stderr
+
+
+def test_a_data_dependent_initializer_is_calibrated_on_the_analysis_inputs(capsys):
+    # LSUV rescales every layer to unit pre-activation variance on the very inputs measured,
+    # so the measured RMS of each tanh layer is √E[tanh(z)²] = 0.628 with Var z = 1, up to the
+    # non-Gaussian shape of z at finite width: at most 0.005 off over seeds 0-11, hence 0.02.
+    # Without the rescaling the orthonormal tanh layers decay towards 1/√(2l) (0.29 at l = 6).
+    argv = ["analyze", "variance-flow", "--activation", "tanh", "--init", "lsuv", "--no-plot",
+            "--json", *SMALL]
+    assert main(argv) == 0
+    layers = json.loads(capsys.readouterr().out)["layers"]
+    expected = vf.second_moment("tanh", 1.0) ** 0.5
+    for layer in layers[1:]:
+        assert abs(layer["measured"] - expected) < 0.02, layer
