@@ -8,6 +8,7 @@ Plugin authors may use them too.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from numbers import Real
 
 
@@ -42,3 +43,15 @@ def integer(name: str, value: object, *, minimum: int) -> int:
             or not float(value).is_integer() or value < minimum):
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def choice(name: str, value: object, choices: Sequence[str]) -> str:
+    """``value`` if it is one of ``choices``, else ``ValueError`` with the closest valid name."""
+    from ntkbench.registry import suggest
+
+    if not isinstance(value, str) or value not in choices:
+        hint = suggest(str(value), list(choices))
+        if "did you mean" in hint:  # otherwise suggest() already lists the valid values
+            hint += f" (valid: {', '.join(choices)})"
+        raise ValueError(f"unknown {name} {value!r}{hint}")
+    return value

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ntkbench import registry
 from ntkbench.config import Trial
+from ntkbench.data.cache import REMOTE, MissingDataError
 from ntkbench.execute import environment, run_trial
 from ntkbench.executors import Executor, make_executor
 from ntkbench.store import RunStore, atomic_write_text
@@ -96,6 +98,26 @@ def filter_trials(trials: list[Trial], filters: Sequence[str]) -> list[Trial]:
             raise ValueError(f"--only: unknown field {exc.args[0]!r} (try task, initializer, "
                              "backend, seed, model.width, training.lr, data.params.<name>)"
                              ) from None
+    return out
+
+
+def missing_data(trials: Sequence[Trial]) -> dict[str, tuple[MissingDataError, list[Trial]]]:
+    """The downloadable data sets that ``trials`` need and the cache lacks: name → (the error,
+    with the command that fetches it; the trials that need it).
+
+    A task declares what it needs with a ``requires_data(**params) -> list[str]`` attribute
+    (names in :data:`ntkbench.data.cache.REMOTE`); tasks without it need nothing.
+    """
+    out: dict[str, tuple[MissingDataError, list[Trial]]] = {}
+    checked: dict[str, list[Path]] = {}
+    for trial in trials:
+        needs = getattr(registry.tasks.get(trial.data.generator).obj, "requires_data", None)
+        for name in needs(**trial.data.params) if needs else ():
+            if name not in checked:
+                checked[name] = REMOTE[name].missing()
+            if checked[name]:
+                error = out.setdefault(name, (MissingDataError(name, checked[name]), []))
+                error[1].append(trial)
     return out
 
 

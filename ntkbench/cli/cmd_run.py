@@ -12,7 +12,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a suite (default: benchmarks.yaml)",
                        description="Run every trial of a suite, skipping those already "
                        "recorded in the output directory, and print the leaderboard.")
-    p.add_argument("suite", nargs="?", help="suite YAML file (default: ./benchmarks.yaml, "
+    p.add_argument("suite", nargs="?", help="suite YAML file, or 'full' for the built-in full "
+                   "suite (default: ./benchmarks.yaml, "
                    "else the built-in default suite)")
     p.add_argument("--out", metavar="DIR",
                    help="run directory (default: results/<suite name>)")
@@ -28,14 +29,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--retry-failed", action="store_true",
                    help="re-run trials recorded as failed or diverged")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--strict", action="store_true",
+                   help="fail (exit code 2, nothing run) when a task's data is not downloaded, "
+                   "instead of skipping that task's trials")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
-    from ntkbench.runner import RunInterrupted, filter_trials, run_trials
-    from ntkbench.spec import default_suite_path, load_suite
+    from ntkbench.runner import RunInterrupted, filter_trials, missing_data, run_trials
+    from ntkbench.spec import load_suite, suite_path
 
-    path = Path(args.suite) if args.suite else default_suite_path()
+    path = suite_path(args.suite)
     suite = load_suite(path, backends=args.backend, device=args.device)
     trials = suite.trials()
     if args.only:
@@ -49,6 +53,22 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     if not trials:
         print("no trial matches the --only filters", file=sys.stderr)
         return 2
+    gaps = missing_data(trials)
+    for error, needing in gaps.values():
+        tasks = ", ".join(sorted({t.task for t in needing}))
+        verb = "cannot run" if args.strict else "skipping"
+        print(f"{verb} {len(needing)} trial(s) of task {tasks}: {error}", file=sys.stderr)
+    if gaps:
+        if args.strict:
+            print("nothing was run (--strict); download the data or drop --strict to run the "
+                  "rest", file=sys.stderr)
+            return 2
+        blocked = {t.trial_hash for _, needing in gaps.values() for t in needing}
+        trials = [t for t in trials if t.trial_hash not in blocked]
+        if not trials:
+            print("every trial needs data that is not downloaded; nothing to run",
+                  file=sys.stderr)
+            return 2
     jobs = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
     if jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {jobs}")

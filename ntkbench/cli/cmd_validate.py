@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -17,9 +16,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     import yaml
 
-    from ntkbench.spec import load_suite, load_task
+    from ntkbench.spec import load_suite, load_task, suite_path
 
-    path = Path(args.file)
+    path = suite_path(args.file)
     if not path.is_file():
         raise FileNotFoundError(f"{args.file!r} does not exist")
     try:

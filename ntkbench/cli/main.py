@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 
 from ntkbench._version import __version__
-from ntkbench.cli import cmd_analyze, cmd_leaderboard, cmd_list, cmd_run, cmd_validate
+from ntkbench.cli import cmd_analyze, cmd_data, cmd_leaderboard, cmd_list, cmd_run, cmd_validate
 
-COMMANDS = (cmd_run, cmd_validate, cmd_list, cmd_leaderboard, cmd_analyze)
+COMMANDS = (cmd_run, cmd_validate, cmd_list, cmd_leaderboard, cmd_analyze, cmd_data)
 
 
 class UsageError(Exception):

@@ -27,17 +27,22 @@ from functools import lru_cache
 
 import numpy as np
 
-from ntkbench.checks import integer
 from ntkbench.data.base import Dataset, register_task
-from ntkbench.registry import suggest
+from ntkbench.data.classify import (
+    DIGITS,
+    check_selection,
+    check_total,
+    class_pool,
+    labelled_dataset,
+    scale_pixels,
+    shuffled,
+)
 
 INPUT_SHAPE = (1, 8, 8)
 """Channel-first shape of one image; rows of ``x`` are this array flattened in C order."""
 
 N_IMAGES = 1797
 PIXEL_MAX = 16.0
-TARGETS = ("labels", "pm1")
-NORMALIZATIONS = ("unit", "standardize", "none")
 
 # Second entropy word of the split generator, so the digits split is not the same random stream
 # as any other draw seeded by the bare trial seed.
@@ -62,40 +67,6 @@ def load_images() -> tuple[np.ndarray, np.ndarray]:
     pixels.flags.writeable = False
     labels.flags.writeable = False
     return pixels, labels
-
-
-def _check_classes(classes: object) -> list[int]:
-    """``classes`` as a list of at least two distinct digits ``0..9`` (order kept)."""
-    if classes is None:
-        return list(range(10))
-    if isinstance(classes, (str, bytes)) or not isinstance(classes, (list, tuple)):
-        raise ValueError(f"classes must be a list of digits 0..9 (or null for all ten), "
-                         f"got {classes!r}")
-    out = []
-    for c in classes:
-        try:
-            d = integer("classes", c, minimum=0)
-        except ValueError:
-            d = -1
-        if not 0 <= d <= 9:
-            raise ValueError(f"classes must contain digits 0..9, got {c!r} in {classes!r}")
-        out.append(d)
-    dupes = sorted({d for d in out if out.count(d) > 1})
-    if dupes:
-        raise ValueError(f"classes must not repeat a digit, got {classes!r} "
-                         f"({', '.join(map(str, dupes))} repeated)")
-    if len(out) < 2:
-        raise ValueError(f"classes needs at least 2 digits to classify, got {classes!r}")
-    return out
-
-
-def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        hint = suggest(str(value), list(choices))
-        if "did you mean" in hint:  # otherwise suggest() already lists the valid values
-            hint += f" (valid: {', '.join(choices)})"
-        raise ValueError(f"unknown {name} {value!r}{hint}")
-    return value
 
 
 @register_task("digits")
@@ -148,52 +119,15 @@ def digits(
         Dataset with ``x`` of shape ``(n, 64)`` and ``input_shape=(1, 8, 8)``; labels int64
         ``(n,)`` or ±1 targets float64 ``(n, 1)``.
     """
-    n_train = integer("n_train", n_train, minimum=1)
-    n_test = integer("n_test", n_test, minimum=1)
-    digit_list = _check_classes(classes)
-    targets = _check_choice("targets", targets, TARGETS)
-    normalize = _check_choice("normalize", normalize, NORMALIZATIONS)
-    if targets == "pm1" and len(digit_list) != 2:
-        raise ValueError(f"targets='pm1' needs exactly 2 classes (the -1 and the +1 digit), "
-                         f"got {len(digit_list)}; set e.g. classes: [3, 8]")
-
+    selection = check_selection(DIGITS, n_train=n_train, n_test=n_test, classes=classes,
+                                targets=targets, normalize=normalize)
     pixels, labels = load_images()
-    pool = np.flatnonzero(np.isin(labels, digit_list))
-    if n_train + n_test > len(pool):
-        which = "all digits" if classes is None else f"digits {digit_list}"
-        raise ValueError(f"n_train + n_test = {n_train} + {n_test} = {n_train + n_test} exceeds "
-                         f"the {len(pool)} images of {which}; lower n_train or n_test so that "
-                         f"their sum is at most {len(pool)}")
-
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), _SPLIT_STREAM]))
-    order = pool[rng.permutation(len(pool))]
-    train_idx, test_idx = order[:n_train], order[n_train:n_train + n_test]
-
-    x_train, x_test = pixels[train_idx], pixels[test_idx]  # fancy indexing copies
-    if normalize == "unit":
-        x_train, x_test = x_train / PIXEL_MAX, x_test / PIXEL_MAX
-    elif normalize == "standardize":
-        mean, std = float(x_train.mean()), float(x_train.std())
-        x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
-
-    remap = np.full(10, -1, dtype=np.int64)
-    remap[digit_list] = np.arange(len(digit_list))
-    y_train, y_test = remap[labels[train_idx]], remap[labels[test_idx]]
-    if targets == "pm1":
-        return Dataset(
-            x_train=x_train,
-            y_train=(2.0 * y_train - 1.0)[:, None],
-            x_test=x_test,
-            y_test=(2.0 * y_test - 1.0)[:, None],
-            kind="regression",
-            input_shape=INPUT_SHAPE,
-        )
-    return Dataset(
-        x_train=x_train,
-        y_train=y_train,
-        x_test=x_test,
-        y_test=y_test,
-        kind="classification",
-        n_classes=len(digit_list),
-        input_shape=INPUT_SHAPE,
-    )
+    pool = class_pool(labels, selection)
+    check_total(selection, len(pool), f"images of {selection.which()}")
+    order = shuffled(pool, seed, _SPLIT_STREAM)
+    train_idx = order[:selection.n_train]
+    test_idx = order[selection.n_train:selection.n_train + selection.n_test]
+    x_train, x_test = scale_pixels(pixels[train_idx], pixels[test_idx], selection.normalize,
+                                   PIXEL_MAX)
+    return labelled_dataset(x_train, labels[train_idx], x_test, labels[test_idx], selection,
+                            INPUT_SHAPE)

@@ -42,9 +42,9 @@ of a suite are collected into one :class:`SpecError` whose lines read
 
 from ntkbench.spec.errors import Problem, SpecError
 from ntkbench.spec.grid import Suite
-from ntkbench.spec.locations import default_suite_path, task_search_dirs
+from ntkbench.spec.locations import default_suite_path, suite_path, task_search_dirs
 from ntkbench.spec.suite import load_suite
 from ntkbench.spec.task import load_task
 
 __all__ = ["Problem", "SpecError", "Suite", "default_suite_path", "load_suite", "load_task",
-           "task_search_dirs"]
+           "suite_path", "task_search_dirs"]

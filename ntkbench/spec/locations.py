@@ -24,6 +24,18 @@ def default_suite_path() -> Path:
     return _builtin("benchmarks.yaml") or Path(ntkbench.__file__).parent.parent / local
 
 
+def suite_path(arg: str | None) -> Path:
+    """The suite file a command line names: a path, or the name of a built-in suite
+    (``full`` → ``suites/full.yaml`` shipped with ntkbench) when no such file exists; no
+    argument means :func:`default_suite_path`."""
+    if not arg:
+        return default_suite_path()
+    path = Path(arg)
+    if path.exists() or path.suffix or "/" in arg:
+        return path
+    return _builtin(f"suites/{arg}.yaml") or path
+
+
 def _builtin(name: str) -> Path | None:
     pkg = Path(ntkbench.__file__).parent
     for candidate in (pkg / "_builtin" / name, pkg.parent / name):  # wheel, then source checkout

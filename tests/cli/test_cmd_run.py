@@ -75,3 +75,63 @@ def test_builtin_default_suite_is_found_outside_the_repo(tmp_path, monkeypatch, 
     assert main(["run", "--dry-run"]) == 0
     assert "suite 'default'" in capsys.readouterr().out
     assert ROOT.joinpath("benchmarks.yaml").is_file()
+
+
+MISSING_DATA_SUITE = """
+name: missing-data
+seeds: 1
+backends: [torch]
+device: cpu
+tasks:
+  - name: oscillatory_1d
+    params: {n_samples: 40}
+    model: {width: 8, depth: 1}
+    training: {steps: 5}
+  - name: mnist
+    params: {source: full, n_train: 20, n_test: 20}
+    model: {width: 8, depth: 1}
+    training: {steps: 5}
+  - name: cifar10
+    params: {n_train: 20, n_test: 20}
+initializers: [he_normal]
+"""
+
+
+def test_a_task_whose_data_is_missing_is_skipped_once_with_the_fetch_command(
+        tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NTKBENCH_DATA", str(tmp_path / "empty-cache"))
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(MISSING_DATA_SUITE)
+    out = tmp_path / "run"
+    assert main(["run", str(suite), "--out", str(out), "--no-progress", "--jobs", "1"]) == 0
+    err = capsys.readouterr().err
+    for name in ("mnist", "cifar10"):
+        lines = [ln for ln in err.splitlines() if f"ntkbench data download {name}" in ln]
+        assert len(lines) == 1, err  # reported once, with the exact command
+        assert lines[0].startswith(f"skipping 1 trial(s) of task {name}:")
+    records = [json.loads(p.read_text()) for p in (out / "trials").glob("*.json")]
+    assert [r["task"] for r in records] == ["oscillatory_1d"]  # the rest of the suite ran
+
+
+def test_strict_fails_before_running_anything_when_data_is_missing(tmp_path, monkeypatch,
+                                                                    capsys):
+    monkeypatch.setenv("NTKBENCH_DATA", str(tmp_path / "empty-cache"))
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(MISSING_DATA_SUITE)
+    out = tmp_path / "run"
+    argv = ["run", str(suite), "--out", str(out), "--no-progress", "--jobs", "1", "--strict"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "cannot run 1 trial(s) of task mnist" in err and "nothing was run (--strict)" in err
+    assert not (out / "trials").exists() or not list((out / "trials").glob("*.json"))
+
+
+def test_the_full_suite_is_found_by_name_and_names_every_task_family(tmp_path, monkeypatch,
+                                                                     capsys):
+    monkeypatch.chdir(tmp_path)  # no suites/ here: the name resolves to the shipped suite
+    assert main(["run", "full", "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    tasks = {line.split()[1] for line in lines[:-1]}  # "<hash>  <task> | <init> | ..."
+    assert tasks == {"oscillatory_1d", "targets_2d", "image_regression", "digits", "mnist",
+                     "cifar10"}
+    assert lines[-1].startswith("960 trial(s) in suite 'full'")
