@@ -86,6 +86,11 @@ class TrainingConfig(_Frozen):
     samples. ``batch_size`` applies to ``sgd`` and ``adam`` (``None`` = full batch).
     A trial whose loss becomes NaN/inf or exceeds ``diverge_factor`` × the initial loss stops
     with status ``diverged``.
+
+    ``tv_weight > 0`` adds ``tv_weight · TV(f(grid))`` to the objective for image tasks: the
+    smoothed total variation (:func:`ntkbench.backends.training.total_variation`) of the
+    network's prediction of the full image, every pixel, not only the training ones. The
+    logged training loss stays the data term.
     """
 
     optimizer: Literal["gd", "sgd", "adam"] = "gd"
@@ -96,6 +101,7 @@ class TrainingConfig(_Frozen):
     loss: Literal["mse", "cross_entropy"] = "mse"
     dtype: Literal["float32", "float64"] = "float32"
     diverge_factor: float = Field(1e4, gt=1)
+    tv_weight: float = Field(0.0, ge=0)
 
 
 class MeasureConfig(_Frozen):

@@ -293,7 +293,7 @@ def _run(trial: Trial, record: dict[str, Any]) -> None:
             record["ntk_drift"] = drift
 
     log = net.train(data.x_train, data.y_train, trial.training, seed=trial.seed,
-                    checkpoints=loss_steps, on_checkpoint=on_checkpoint)
+                    checkpoints=loss_steps, on_checkpoint=on_checkpoint, grid=data.grid)
     record.update(curves)
     series_steps = list(range(len(log.losses))) if log.exact else log.loss_steps
     record["initial_train_loss"] = log.losses[0] if log.losses else None

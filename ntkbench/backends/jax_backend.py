@@ -26,8 +26,15 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from ntkbench.backends.training import TrainLog, is_full_batch, run_training  # noqa: E402
+from ntkbench.backends.training import (  # noqa: E402
+    TrainLog,
+    check_tv,
+    is_full_batch,
+    run_training,
+    total_variation,
+)
 from ntkbench.config import TrainingConfig  # noqa: E402
+from ntkbench.data.base import PixelGrid  # noqa: E402
 from ntkbench.models import CNN, MLP, Model  # noqa: E402
 from ntkbench.ntk.blocks import assemble, default_chunk, jacobian_fetcher  # noqa: E402
 
@@ -158,15 +165,25 @@ def _loss_hvp(params: list[jax.Array], x: jax.Array, y: jax.Array, v: list[jax.A
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_steps(model: Model, loss: str, optimizer: str, lr: float, momentum: float):
+def _compiled_steps(model: Model, loss: str, optimizer: str, lr: float, momentum: float,
+                    tv_weight: float = 0.0, grid_shape: tuple[int, int] | None = None):
     """The optax transform and the jitted ``value_and_grad``, loss and update of one training
     setup, shared by every network of the same architecture in this process: trials that differ
-    only in weights, data or seed compile once (per input shape)."""
+    only in weights, data or seed compile once (per input shape).
+
+    ``value(params, x, y, grid)`` is ``(objective, data loss)``: the objective adds
+    ``tv_weight · TV`` of the outputs on ``grid`` (``None`` without it)."""
     opt = optax.adam(lr) if optimizer == "adam" else optax.sgd(lr, momentum=momentum or None)
     # Without a bias the b entries stay fixed, as torch's requires_grad=False does.
     frozen = set() if model.bias else set(range(1, 2 * len(model.layers()), 2))
 
-    def value(params, x, y):
+    def value(params, x, y, grid):
+        data = _loss_value(model, params, x, y, loss)
+        if not tv_weight:
+            return data, data
+        return data + tv_weight * total_variation(_forward(model, params, grid), grid_shape), data
+
+    def data_loss(params, x, y, grid):
         return _loss_value(model, params, x, y, loss)
 
     def update(params, state, grads):
@@ -175,7 +192,8 @@ def _compiled_steps(model: Model, loss: str, optimizer: str, lr: float, momentum
         updates, state = opt.update(grads, state, params)
         return optax.apply_updates(params, updates), state
 
-    return opt, jax.jit(jax.value_and_grad(value)), jax.jit(value), jax.jit(update)
+    return (opt, jax.jit(jax.value_and_grad(value, has_aux=True)), jax.jit(data_loss),
+            jax.jit(update))
 
 
 def _groups(model: Model) -> tuple[tuple[int, ...], ...]:
@@ -444,14 +462,17 @@ class Network:
         return np.asarray(jnp.stack(rows), dtype=np.float64)
 
     def train(self, x: np.ndarray, y: np.ndarray, training: TrainingConfig, *, seed: int,
-              checkpoints: list[int], on_checkpoint: Callable[[int, float], None]) -> TrainLog:
+              checkpoints: list[int], on_checkpoint: Callable[[int, float], None],
+              grid: PixelGrid | None = None) -> TrainLog:
         """Train in place for ``training.steps`` steps (the shared loop of
-        :func:`ntkbench.backends.training.run_training`)."""
+        :func:`ntkbench.backends.training.run_training`); ``grid`` as in the torch backend."""
+        check_tv(training, grid)
         classification = training.loss == "cross_entropy"
         xa = self._array(x)
         ya = (jax.device_put(np.asarray(y, dtype=np.int32), self.device) if classification
               else self._array(np.asarray(y).reshape(len(x), -1)))
-        stepper = _JaxStepper(self, xa, ya, training, full_batch=is_full_batch(training, len(x)))
+        stepper = _JaxStepper(self, xa, ya, training, full_batch=is_full_batch(training, len(x)),
+                              grid=grid if training.tv_weight else None)
         log = run_training(stepper, len(x), training, seed=seed, checkpoints=checkpoints,
                            on_checkpoint=on_checkpoint)
         return log
@@ -461,19 +482,23 @@ class _JaxStepper:
     """Loss and optax update of :class:`Network` for the shared training loop."""
 
     def __init__(self, net: Network, x: jax.Array, y: jax.Array, training: TrainingConfig, *,
-                 full_batch: bool) -> None:
+                 full_batch: bool, grid: PixelGrid | None = None) -> None:
         self.net, self.x, self.y, self.full_batch = net, x, y, full_batch
+        self.grid = None if grid is None else net._array(grid.x)
         opt, self._value_and_grad, self._loss, self._update = _compiled_steps(
-            net.model, training.loss, training.optimizer, training.lr, training.momentum)
+            net.model, training.loss, training.optimizer, training.lr, training.momentum,
+            training.tv_weight if grid is not None else 0.0,
+            None if grid is None else tuple(grid.shape))
         self.opt_state = opt.init(net.params)
         self._grads = None
 
     @_quiet_overflow
     def full_loss(self) -> float:
         if self.full_batch:  # keep the gradient: the step reuses this evaluation
-            value, self._grads = self._value_and_grad(self.net.params, self.x, self.y)
+            (_, value), self._grads = self._value_and_grad(self.net.params, self.x, self.y,
+                                                           self.grid)
         else:
-            value = self._loss(self.net.params, self.x, self.y)
+            value = self._loss(self.net.params, self.x, self.y, self.grid)
         return float(value)
 
     @_quiet_overflow
@@ -482,7 +507,8 @@ class _JaxStepper:
         if batch is None:
             grads = self._grads
         else:
-            loss, grads = self._value_and_grad(self.net.params, self.x[batch], self.y[batch])
+            (_, loss), grads = self._value_and_grad(self.net.params, self.x[batch],
+                                                    self.y[batch], self.grid)
             value = float(loss)
             if not math.isfinite(value):
                 return value

@@ -20,8 +20,15 @@ from ntkbench.backends.torch_ntk import (
     layer_diagonals,
     structured_ntk,
 )
-from ntkbench.backends.training import TrainLog, is_full_batch, run_training
+from ntkbench.backends.training import (
+    TrainLog,
+    check_tv,
+    is_full_batch,
+    run_training,
+    total_variation,
+)
 from ntkbench.config import TrainingConfig
+from ntkbench.data.base import PixelGrid
 from ntkbench.models import CNN, MLP, Model
 from ntkbench.ntk.blocks import default_chunk
 
@@ -263,10 +270,12 @@ class Network:
         return torch.nn.functional.cross_entropy(out, y)
 
     def train(self, x: np.ndarray, y: np.ndarray, training: TrainingConfig, *, seed: int,
-              checkpoints: list[int], on_checkpoint: Callable[[int, float], None]) -> TrainLog:
+              checkpoints: list[int], on_checkpoint: Callable[[int, float], None],
+              grid: PixelGrid | None = None) -> TrainLog:
         """Train in place for ``training.steps`` steps (see
         :func:`ntkbench.backends.training.run_training` for checkpoints, minibatches and
-        divergence)."""
+        divergence); ``grid`` is the task's pixel grid, needed when ``training.tv_weight``."""
+        check_tv(training, grid)
         xt = self._tensor(x)
         classification = training.loss == "cross_entropy"
         yt = (torch.as_tensor(np.asarray(y), dtype=torch.long, device=self.device)
@@ -276,8 +285,10 @@ class Network:
             opt = torch.optim.Adam(params, lr=training.lr)
         else:
             opt = torch.optim.SGD(params, lr=training.lr, momentum=training.momentum)
+        tv = None if not training.tv_weight else (training.tv_weight, self._tensor(grid.x),
+                                                  grid.shape)
         stepper = _TorchStepper(self, xt, yt, training.loss, opt,
-                                full_batch=is_full_batch(training, len(x)))
+                                full_batch=is_full_batch(training, len(x)), tv=tv)
         return run_training(stepper, len(x), training, seed=seed, checkpoints=checkpoints,
                             on_checkpoint=on_checkpoint)
 
@@ -286,17 +297,26 @@ class _TorchStepper:
     """Loss and optimizer step of :class:`Network` for the shared training loop."""
 
     def __init__(self, net: Network, x: torch.Tensor, y: torch.Tensor, loss: str,
-                 opt: torch.optim.Optimizer, *, full_batch: bool) -> None:
+                 opt: torch.optim.Optimizer, *, full_batch: bool,
+                 tv: tuple[float, torch.Tensor, tuple[int, int]] | None = None) -> None:
         self.net, self.x, self.y, self.kind, self.opt = net, x, y, loss, opt
-        self.full_batch = full_batch
+        self.full_batch, self.tv = full_batch, tv
         self._loss: torch.Tensor | None = None
+
+    def _objective(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The data loss (what is logged) and the objective (what is minimised)."""
+        data = self.net.loss(self.net.apply(x), y, self.kind)
+        if self.tv is None:
+            return data, data
+        weight, grid, shape = self.tv
+        return data, data + weight * total_variation(self.net.apply(grid), shape)
 
     def full_loss(self) -> float:
         # Full-batch training keeps the graph: the step reuses this forward pass.
         with torch.set_grad_enabled(self.full_batch):
-            loss = self.net.loss(self.net.apply(self.x), self.y, self.kind)
-        self._loss = loss if self.full_batch else None
-        return loss.detach().item()
+            data, objective = self._objective(self.x, self.y)
+        self._loss = objective if self.full_batch else None
+        return data.detach().item()
 
     def step(self, batch: np.ndarray | None) -> float | None:
         value = None
@@ -304,8 +324,8 @@ class _TorchStepper:
             loss = self._loss
         else:
             idx = torch.as_tensor(batch, device=self.net.device)
-            loss = self.net.loss(self.net.apply(self.x[idx]), self.y[idx], self.kind)
-            value = loss.detach().item()
+            data, loss = self._objective(self.x[idx], self.y[idx])
+            value = data.detach().item()
             if not math.isfinite(value):
                 return value
         self.opt.zero_grad(set_to_none=True)

@@ -45,6 +45,37 @@ class TrainLog:
         self.diverged_at: int | None = None
 
 
+#: Smoothing of :func:`total_variation`: differences well above it count as |Δ|, and the
+#: gradient exists at a flat region (where |Δ| has none).
+TV_EPS = 1e-3
+
+
+def total_variation(out, shape: tuple[int, int]):
+    """Smoothed isotropic total variation of a predicted image, for torch or JAX arrays.
+
+    ``out`` holds the network's outputs on every pixel in raster order, ``(H·W, C)``; with
+    ``u = out.reshape(H, W, C)``::
+
+        TV(u) = mean_{i<H−1, j<W−1, c} √((u[i+1,j,c] − u[i,j,c])² + (u[i,j+1,c] − u[i,j,c])² + ε²)
+
+    with ``ε = TV_EPS`` (Rudin, Osher & Fatemi 1992, smoothed as is usual for gradient
+    methods). A constant image scores ``ε``.
+    """
+    h, w = shape
+    u = out.reshape(h, w, -1)
+    d_row = u[1:, :-1] - u[:-1, :-1]
+    d_col = u[:-1, 1:] - u[:-1, :-1]
+    return ((d_row * d_row + d_col * d_col + TV_EPS * TV_EPS) ** 0.5).mean()
+
+
+def check_tv(training: TrainingConfig, grid: object) -> None:
+    """``ValueError`` when ``training.tv_weight`` is set for a task without a pixel grid."""
+    if training.tv_weight and grid is None:
+        raise ValueError(f"training.tv_weight = {training.tv_weight:g} regularises a predicted "
+                         f"image, but this task's data is not an image on a pixel grid (use it "
+                         f"with image_regression)")
+
+
 def minibatch_indices(n: int, batch_size: int, steps: int, seed: int) -> list[np.ndarray]:
     """Index arrays of ``steps`` minibatches: shuffled epochs without replacement."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EED]))

@@ -24,9 +24,25 @@ import numpy as np
 from ntkbench import registry
 
 
+@dataclass(frozen=True, eq=False)
+class PixelGrid:
+    """Every pixel of an image-valued task: the network inputs of all ``H·W`` pixels in raster
+    order, ``x`` of shape ``(H·W, d)``, and ``shape = (H, W)``. Training can then regularise
+    the predicted full image (``training.tv_weight``)."""
+
+    x: np.ndarray
+    shape: tuple[int, int]
+
+    def __post_init__(self) -> None:
+        h, w = self.shape
+        if self.x.ndim != 2 or len(self.x) != h * w:
+            raise ValueError(f"a pixel grid of shape {self.shape} needs {h * w} input rows, "
+                             f"got an array of shape {self.x.shape}")
+
+
 @dataclass(frozen=True)
 class Dataset:
-    """Train/test arrays of one task instance."""
+    """Train/test arrays of one task instance (``grid``: every pixel, for image tasks)."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -35,6 +51,7 @@ class Dataset:
     kind: str = "regression"  # or "classification"
     n_classes: int | None = None
     input_shape: tuple[int, ...] | None = None
+    grid: PixelGrid | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("regression", "classification"):
@@ -46,6 +63,9 @@ class Dataset:
             raise ValueError("inputs and targets must have the same number of samples")
         if self.kind == "classification" and not self.n_classes:
             raise ValueError("classification datasets need n_classes")
+        if self.grid is not None and self.grid.x.shape[1] != self.x_train.shape[1]:
+            raise ValueError(f"the pixel grid has inputs of dimension {self.grid.x.shape[1]}, "
+                             f"the data {self.x_train.shape[1]}")
 
     @property
     def in_dim(self) -> int:

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ntkbench.checks import choice, integer, real
-from ntkbench.data.base import Dataset, register_task
+from ntkbench.data.base import Dataset, PixelGrid, register_task
 from ntkbench.registry import suggest
 
 SAMPLE_IMAGES: dict[str, tuple[str, str]] = {
@@ -323,7 +323,8 @@ def image_regression(
 
     Returns:
         Regression Dataset with ``x`` float64 ``(n, 2)``, ``y`` float64 ``(n, C)`` in
-        ``[0, 1]``, ``input_shape=None`` (an input is a coordinate pair, not an image).
+        ``[0, 1]``, ``input_shape=None`` (an input is a coordinate pair, not an image), and
+        ``grid`` the inputs of all ``H·W`` pixels in raster order (for ``training.tv_weight``).
     """
     fraction = real("fraction", fraction)
     if not 0.0 < fraction < 1.0:
@@ -350,4 +351,5 @@ def image_regression(
         y_test=y[test_idx],
         kind="regression",
         input_shape=None,
+        grid=PixelGrid(x, (height, width)),
     )

@@ -75,6 +75,8 @@ def linearization_skip_reason(training: TrainingConfig, n_train: int, out_dim: i
         return "minibatch sgd, the closed form needs full-batch gradient descent"
     if training.momentum:
         return "momentum is not zero"
+    if training.tv_weight:
+        return "a total-variation term (training.tv_weight) is added to the loss"
     if n_train * out_dim > max_n:
         return (f"n_train × out_dim = {n_train} × {out_dim} > "
                 f"measure.linearized_max_n = {max_n}")
