@@ -23,6 +23,7 @@ import numpy as np
 from ntkbench import registry
 from ntkbench._version import __version__
 from ntkbench.backends import get_backend
+from ntkbench.backends.training import check_tv
 from ntkbench.config import Trial
 from ntkbench.data.base import Dataset
 from ntkbench.evaluation import METRICS
@@ -222,6 +223,7 @@ def _run(trial: Trial, record: dict[str, Any]) -> None:
     metric = METRICS[trial.metric]
     if data.kind not in metric.kinds:
         raise ValueError(f"metric {trial.metric!r} does not apply to a {data.kind} task")
+    check_tv(trial.training, data.grid)  # before any work, not at the start of training
     if (trial.training.loss == "cross_entropy") != (data.kind == "classification"):
         raise ValueError(f"loss {trial.training.loss!r} does not fit a {data.kind} task")
     model = build_model(trial, data)

@@ -313,9 +313,10 @@ class _TorchStepper:
 
     def full_loss(self) -> float:
         # Full-batch training keeps the graph: the step reuses this forward pass.
-        with torch.set_grad_enabled(self.full_batch):
-            data, objective = self._objective(self.x, self.y)
-        self._loss = objective if self.full_batch else None
+        if not self.full_batch:  # only the logged data term: the step draws its own batch
+            with torch.no_grad():
+                return self.net.loss(self.net.apply(self.x), self.y, self.kind).item()
+        data, self._loss = self._objective(self.x, self.y)
         return data.detach().item()
 
     def step(self, batch: np.ndarray | None) -> float | None:

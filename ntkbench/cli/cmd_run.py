@@ -38,6 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     from ntkbench.runner import RunInterrupted, filter_trials, missing_data, run_trials
     from ntkbench.spec import load_suite, suite_path
+    from ntkbench.store import RunStore
 
     path = suite_path(args.suite)
     suite = load_suite(path, backends=args.backend, device=args.device)
@@ -49,23 +50,26 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         for trial in trials:
             print(f"{trial.trial_hash}  {trial.summary()}")
         print(f"{len(trials)} trial(s) in suite {suite.name!r}; results would go to {out}")
+        _report_missing(missing_data(trials), "would skip")
         return 0
     if not trials:
         print("no trial matches the --only filters", file=sys.stderr)
         return 2
-    gaps = missing_data(trials)
-    for error, needing in gaps.values():
-        tasks = ", ".join(sorted({t.task for t in needing}))
-        verb = "cannot run" if args.strict else "skipping"
-        print(f"{verb} {len(needing)} trial(s) of task {tasks}: {error}", file=sys.stderr)
+    # Only trials still to run need their data; recorded ones keep their results.
+    recorded = RunStore(out).statuses()
+    pending = [t for t in trials if t.trial_hash not in recorded
+               or (args.retry_failed and recorded[t.trial_hash] != "ok")]
+    gaps = missing_data(pending)
+    _report_missing(gaps, "cannot run" if args.strict else "skipping")
+    runnable = trials
     if gaps:
         if args.strict:
             print("nothing was run (--strict); download the data or drop --strict to run the "
                   "rest", file=sys.stderr)
             return 2
         blocked = {t.trial_hash for _, needing in gaps.values() for t in needing}
-        trials = [t for t in trials if t.trial_hash not in blocked]
-        if not trials:
+        runnable = [t for t in trials if t.trial_hash not in blocked]
+        if not runnable:
             print("every trial needs data that is not downloaded; nothing to run",
                   file=sys.stderr)
             return 2
@@ -74,7 +78,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         raise ValueError(f"--jobs must be >= 1, got {jobs}")
     print(f"suite {suite.name!r}: {len(trials)} trial(s) → {out}", file=sys.stderr)
     try:
-        summary = run_trials(trials, out, jobs=jobs, retry_failed=args.retry_failed,
+        summary = run_trials(runnable, out, jobs=jobs, retry_failed=args.retry_failed,
                              progress=not args.no_progress, suite_path=path,
                              argv=["ntkbench", *argv])
     except RunInterrupted as exc:
@@ -82,6 +86,13 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         return 130
     _report(summary, trials, out)
     return 0
+
+
+def _report_missing(gaps: dict, verb: str) -> None:
+    """One line per data set that is not downloaded, with the command that fetches it."""
+    for error, needing in gaps.values():
+        tasks = ", ".join(sorted({t.task for t in needing}))
+        print(f"{verb} {len(needing)} trial(s) of task {tasks}: {error}", file=sys.stderr)
 
 
 def _report(summary, trials, out: Path) -> None:

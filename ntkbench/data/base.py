@@ -35,6 +35,8 @@ class PixelGrid:
 
     def __post_init__(self) -> None:
         h, w = self.shape
+        if h < 2 or w < 2:
+            raise ValueError(f"a pixel grid needs at least 2×2 pixels, got {h}×{w}")
         if self.x.ndim != 2 or len(self.x) != h * w:
             raise ValueError(f"a pixel grid of shape {self.shape} needs {h * w} input rows, "
                              f"got an array of shape {self.x.shape}")

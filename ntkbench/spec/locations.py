@@ -31,7 +31,7 @@ def suite_path(arg: str | None) -> Path:
     if not arg:
         return default_suite_path()
     path = Path(arg)
-    if path.exists() or path.suffix or "/" in arg:
+    if path.is_file() or path.suffix or "/" in arg:
         return path
     return _builtin(f"suites/{arg}.yaml") or path
 

@@ -133,5 +133,46 @@ def test_the_full_suite_is_found_by_name_and_names_every_task_family(tmp_path, m
     lines = capsys.readouterr().out.splitlines()
     tasks = {line.split()[1] for line in lines[:-1]}  # "<hash>  <task> | <init> | ..."
     assert tasks == {"oscillatory_1d", "targets_2d", "image_regression", "digits", "mnist",
-                     "cifar10"}
+                     "mnist_binary", "cifar10"}
     assert lines[-1].startswith("960 trial(s) in suite 'full'")
+
+
+def test_dry_run_says_which_trials_a_run_would_skip_for_missing_data(tmp_path, monkeypatch,
+                                                                      capsys):
+    monkeypatch.setenv("NTKBENCH_DATA", str(tmp_path / "empty-cache"))
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(MISSING_DATA_SUITE)
+    assert main(["run", str(suite), "--out", str(tmp_path / "run"), "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert "would skip 1 trial(s) of task cifar10:" in err
+    assert "ntkbench data download mnist" in err
+
+
+def test_recorded_trials_do_not_need_their_data_again(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    import numpy as np
+    from test_data_mnist import FILES, fake_split, idx_bytes, write
+
+    # Run with a (tiny, real-format) MNIST in the cache, then delete it: the recorded mnist
+    # trial needs nothing, so even --strict succeeds and only cifar10 is reported missing.
+    cache = tmp_path / "cache"
+    (cache / "mnist").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name, array in zip(FILES, (*fake_split(rng, 60), *fake_split(rng, 30)), strict=True):
+        write(cache / "mnist" / name, idx_bytes(array))
+    monkeypatch.setenv("NTKBENCH_DATA", str(cache))
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(MISSING_DATA_SUITE.replace("  - name: cifar10\n    params: {n_train: 20, "
+                                                "n_test: 20}\n", ""))
+    out = tmp_path / "run"
+    base = ["run", str(suite), "--out", str(out), "--no-progress", "--jobs", "1"]
+    assert main(base) == 0
+    records = [json.loads(p.read_text()) for p in (out / "trials").glob("*.json")]
+    assert sorted(r["task"] for r in records) == ["mnist", "oscillatory_1d"]
+    shutil.rmtree(cache / "mnist")
+    capsys.readouterr()
+    assert main([*base, "--strict"]) == 0
+    captured = capsys.readouterr()
+    assert "already recorded" in captured.err and "not downloaded" not in captured.err
+    assert "mnist" in captured.out  # its recorded result is still on the leaderboard
