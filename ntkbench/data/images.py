@@ -34,6 +34,7 @@ import numpy as np
 
 from ntkbench.checks import choice, integer, real
 from ntkbench.data.base import Dataset, PixelGrid, register_task
+from ntkbench.data.classify import shuffled
 from ntkbench.registry import suggest
 
 SAMPLE_IMAGES: dict[str, tuple[str, str]] = {
@@ -339,8 +340,7 @@ def image_regression(
                          f"gives {n_train} training and {n_pixels - n_train} test pixels; both "
                          f"need at least one")
 
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), _SPLIT_STREAM]))
-    order = rng.permutation(n_pixels)
+    order = shuffled(np.arange(n_pixels), seed, _SPLIT_STREAM)
     train_idx, test_idx = np.sort(order[:n_train]), np.sort(order[n_train:])
     x = pixel_coordinates(height, width, coords)
     y = img.reshape(n_pixels, channels)
