@@ -11,6 +11,7 @@ import pytest
 from ntkbench.report import (
     FORMATS,
     NUMERIC_COLUMNS,
+    format_mean_ci,
     format_mean_std,
     format_number,
     leaderboard,
@@ -77,8 +78,13 @@ def test_tasks_in_order_of_first_appearance_with_metric_and_goal():
 def test_ranking_follows_the_goal_direction(tables):
     assert _column(tables["regress"], "initializer") == ["normal(std=0.05)", "he_normal",
                                                          "bad_init"]
-    assert _column(tables["classify"], "initializer") == ["normal(std=0.05)", "he_normal", ODD]
-    assert _column(tables["classify"], "rank") == ["1", "2", "3"]
+    # normal(std=0.05) has the best accuracy on its one ok seed, but its other seed failed:
+    # it ranks after every complete group.
+    assert _column(tables["classify"], "initializer") == ["he_normal", ODD, "normal(std=0.05)"]
+    assert list(tables["classify"].numeric["rank"]) == [1, 2, 3]
+    # Two seeds cannot make any difference significant: every ranked group shares the top.
+    assert _column(tables["classify"], "rank") == ["=1", "=1", "=1"]
+    assert any("No significance can be claimed" in n for n in tables["classify"].notes)
 
 
 def test_all_diverged_group_is_last_unranked_with_status(tables):
@@ -92,7 +98,7 @@ def test_all_diverged_group_is_last_unranked_with_status(tables):
 
 def test_ok_over_total_seeds(tables):
     assert _column(tables["regress"], "seeds") == ["2/2", "2/2", "0/2"]
-    assert _column(tables["classify"], "seeds") == ["1/2", "2/2", "2/2"]
+    assert _column(tables["classify"], "seeds") == ["2/2", "2/2", "1/2"]
     assert any("failed 1/2" in note for note in tables["classify"].notes)
 
 
@@ -107,16 +113,32 @@ def test_mean_and_sample_std_match_numpy(tables):
     assert num.loc["bad_init", "alignment_init_mean"] == pytest.approx(0.06)
     assert num.loc["he_normal", "wall_time_s"] == pytest.approx(3.0)
     row = _column(tables["regress"], "test_mse")
+    # Two seeds are too few for a bootstrap interval: mean ± sample std instead.
     assert row[1] == format_mean_std(0.03, np.std([0.02, 0.04], ddof=1), 2) == "0.0300 ± 0.014"
+    assert num.loc["he_normal", "ci_method"] == "none"
+    assert np.isnan(num.loc["he_normal", "metric_ci_low"])
+    assert num.loc["he_normal", "metric_median"] == pytest.approx(0.03)
+
+
+def test_three_ok_seeds_show_the_bootstrap_ci():
+    from ntkbench.report import stats
+
+    values = [0.02, 0.05, 0.03]
+    df = pd.DataFrame([_trial("regress", "he_normal", s, value=v) for s, v in enumerate(values)])
+    (table,) = leaderboard(df)
+    low, high, method = stats.bootstrap_ci(values)
+    assert method == "percentile" and low < np.mean(values) < high
+    assert _column(table, "test_mse") == [format_mean_ci(np.mean(values), low, high)]
+    assert table.numeric.loc[0, "metric_ci_low"] == low
 
 
 def test_single_ok_seed_shows_mean_only(tables):
-    assert _column(tables["classify"], "test_accuracy")[0] == "0.950"
+    assert _column(tables["classify"], "test_accuracy")[-1] == "0.950"
 
 
 def test_steps_median_partial_and_never(tables):
     assert _column(tables["regress"], "steps to 10%") == ["60", "100 (1/2)", "—"]
-    assert _column(tables["classify"], "steps to 10%")[-1] == "never"
+    assert _column(tables["classify"], "steps to 10%")[1] == "never"
 
 
 def test_number_formatting():
@@ -154,7 +176,7 @@ def test_markdown_tables_are_well_formed():
     assert "### regress — test_mse (lower is better)" in text
     assert "### classify — test_accuracy (higher is better)" in text
     assert "**Legend**" in text and text.count("**Legend**") == 1
-    assert "sample standard deviation" in text
+    assert "bootstrap confidence interval" in text
     blocks = re.findall(r"(?:^\|.*\|$\n?)+", text, flags=re.M)
     assert len(blocks) == 2
     for block in blocks:
@@ -196,7 +218,8 @@ def test_latex_escapes_and_uses_booktabs():
     assert text.count(r"\toprule") == 2 and r"\midrule" in text and r"\bottomrule" in text
     assert r"odd\_\textless{}\&\textgreater{}\_50\%" in text
     assert r"\caption{regress --- test\_mse (lower is better)}" in text
-    assert r"0.0300 $\pm$ 0.014" in text and "±" not in text
+    assert r"0.0300 $\pm$ 0.014" in text and r"0.300 $\pm$ 0.14" in text
+    assert "±" not in text
     for line in text.splitlines():  # no bare specials left in table rows
         if line.endswith(r"\\") and not line.startswith("%"):
             assert not re.search(r"(?<!\\)[_%#]", line)
@@ -205,8 +228,9 @@ def test_latex_escapes_and_uses_booktabs():
 def test_csv_round_trips_with_numeric_columns(tables):
     back = pd.read_csv(io.StringIO(render(_results(), "csv")))
     listed = ["task", "rank", "initializer", "backend", "sweep", "n_ok", "n_total", "metric",
-              "metric_mean", "metric_std", "steps_to_10pct", "alignment_init_mean",
-              "alignment_init_std", "drift_mean", "drift_std", "wall_time_s"]
+              "metric_mean", "metric_std", "metric_ci_low", "metric_ci_high", "metric_median",
+              "metric_iqm", "ci_method", "top_group", "p_vs_best", "steps_to_10pct",
+              "alignment_init_mean", "alignment_init_std", "drift_mean", "drift_std", "wall_time_s"]
     assert list(back.columns[:len(listed)]) == listed and list(back.columns) == list(
         NUMERIC_COLUMNS)
     assert len(back) == 6 and not back["metric_mean"].astype(str).str.contains("±").any()
@@ -236,7 +260,7 @@ def test_text_is_aligned_plain_columns():
                 assert cell[0] != " "
             else:
                 assert cell[-1] != " "
-    assert rows[0].split()[:2] == ["1", "normal(std=0.05)"]
+    assert rows[0].split()[:2] == ["=1", "normal(std=0.05)"]
 
 
 def test_unknown_format_lists_valid_ones():
@@ -256,7 +280,7 @@ def test_ties_share_a_rank():
     df = pd.DataFrame([_trial("classify", name, 0, value=1.0) for name in ("a", "b")]
                       + [_trial("classify", "c", 0, value=0.5)])
     (t,) = leaderboard(df)
-    assert _column(t, "rank") == ["1", "1", "3"]
+    assert list(t.numeric["rank"]) == [1, 1, 3]
 
 
 def test_markdown_escapes_pipes_in_labels():

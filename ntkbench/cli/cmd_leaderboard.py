@@ -12,7 +12,8 @@ FORMATS = ("md", "html", "latex", "csv", "text")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("leaderboard", help="tables from a run directory",
                        description="Rank initializers per task by the task's primary metric "
-                       "(mean ± std over seeds) and write a table in the chosen format.")
+                       "(mean and 95% bootstrap CI over seeds, top group by paired Wilcoxon "
+                       "tests) and write a table in the chosen format.")
     p.add_argument("run_dir", help="a run directory written by `ntkbench run`")
     p.add_argument("--format", choices=FORMATS, default="md")
     p.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")

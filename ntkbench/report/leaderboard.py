@@ -14,8 +14,23 @@ A group is one (initializer label, backend, sweep label) cell of a task; its row
 seeds. Statistics use the group's ``ok`` trials, except the NTK alignment at initialisation,
 which describes the initializer rather than the training outcome and so uses every trial that
 measured it (a diverged trial's kernel at step 0 is as valid as any). Non-finite values are
-ignored. Groups are ranked by the mean primary metric in the goal direction; equal means share a
-rank; groups without a finite metric come last, unranked, with their status instead.
+ignored.
+
+Ranking rule. Groups are ranked within each backend (backends are one axis of the study, not
+rival rows: torch is never ranked against JAX). Groups whose every seed is ok come first, by
+mean primary metric in the goal direction (equal means share a rank); groups with a diverged or
+failed seed rank after all of them (fewer non-ok seeds first, then by the mean of their ok
+seeds), so one good seed cannot carry a half-failed group to the top; groups without any ok
+seed come last, unranked, with their status instead.
+
+Significance. From three ok seeds on, the mean carries a 95% bootstrap CI over them
+(:func:`ntkbench.report.stats.bootstrap_ci`); with two it carries their standard deviation.
+Every ranked group of a backend is compared with that backend's rank-1 group by a paired
+Wilcoxon signed-rank test over the seeds they share (a non-ok seed counts as the worst outcome),
+Holm-corrected over the comparisons; the groups whose adjusted p-value is at least α = 0.05 form
+the *top group* with the best one, shown as ``=1``. With too few seeds no difference can be
+significant (two-sided exact p >= 2/2^n, and Holm's first step needs p < α/k for k comparisons)
+and the table says so, with the number of seeds that would be needed.
 """
 
 from __future__ import annotations
@@ -28,7 +43,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ntkbench.report.numbers import MISSING, format_mean_std, format_number, format_steps
+from ntkbench.report import stats
+from ntkbench.report.numbers import (
+    MISSING,
+    format_mean_ci,
+    format_mean_std,
+    format_number,
+    format_steps,
+)
 
 RANK = "rank"
 INITIALIZER = "initializer"
@@ -47,7 +69,9 @@ OPTIONAL_SOURCES = {"steps_to_10pct": STEPS, "ntk_init.centered_alignment": ALIG
 
 NUMERIC_COLUMNS = (
     "task", "rank", "initializer", "backend", "sweep", "n_ok", "n_total", "metric",
-    "metric_mean", "metric_std", "steps_to_10pct", "alignment_init_mean", "alignment_init_std",
+    "metric_mean", "metric_std", "metric_ci_low", "metric_ci_high", "metric_median",
+    "metric_iqm", "ci_method", "top_group", "p_vs_best", "steps_to_10pct",
+    "alignment_init_mean", "alignment_init_std",
     "drift_mean", "drift_std", "wall_time_s",
     # Beyond the published schema: what a machine reader needs to interpret the above.
     "n_reached_10pct", "status",
@@ -132,6 +156,8 @@ def _normalise(df: pd.DataFrame) -> pd.DataFrame:
     out["metric"] = _text(df, "metric", "")
     out["goal"] = _text(df, "metric_goal", "")
     out["error"] = _text(df, "error", "")
+    # Seeds pair trials across initializers; without a seed column every trial is its own seed.
+    out["seed"] = df["seed"].to_numpy() if "seed" in df.columns else np.arange(len(df))
     for column in ("final_test_metric", *OPTIONAL_SOURCES):
         out[column] = _number(df, column)
     if "status" in df.columns:
@@ -169,8 +195,9 @@ def _status_summary(statuses: Counter, total: int) -> str:
     return ", ".join(f"{s} {n}/{total}" for s, n in bad) if bad else "ok"
 
 
-def _group_stats(group: pd.DataFrame) -> dict[str, Any]:
+def _group_stats(group: pd.DataFrame, goal: str) -> dict[str, Any]:
     ok = group[group["status"] == "ok"]
+    summary = stats.summarize(ok["final_test_metric"].to_numpy(dtype=float))
     metric_mean, metric_std, n_metric = _mean_std(ok["final_test_metric"])
     align_mean, align_std, n_align = _mean_std(group["ntk_init.centered_alignment"])
     drift_mean, drift_std, n_drift = _mean_std(ok["ntk_drift"])
@@ -179,9 +206,15 @@ def _group_stats(group: pd.DataFrame) -> dict[str, Any]:
     wall = ok["wall_time_s"].to_numpy(dtype=float)
     wall = wall[np.isfinite(wall)]
     errors = [e for e in group.loc[group["status"] != "ok", "error"] if e]
+    outcome = pd.Series(stats.oriented(group["final_test_metric"].to_numpy(dtype=float),
+                                       (group["status"] == "ok").to_numpy(), goal),
+                        index=group["seed"].to_numpy()).groupby(level=0).last()
     return {
         "n_ok": len(ok), "n_total": len(group), "n_metric": n_metric,
         "metric_mean": metric_mean, "metric_std": metric_std,
+        "metric_ci_low": summary.ci_low, "metric_ci_high": summary.ci_high,
+        "metric_median": summary.median, "metric_iqm": summary.iqm,
+        "ci_method": summary.ci_method, "outcome": outcome,
         "steps_to_10pct": float(np.median(reached)) if len(reached) else math.nan,
         "n_reached_10pct": len(reached),
         "alignment_init_mean": align_mean, "alignment_init_std": align_std, "n_align": n_align,
@@ -193,16 +226,51 @@ def _group_stats(group: pd.DataFrame) -> dict[str, Any]:
 
 
 def _rank(groups: list[dict[str, Any]], goal: str) -> list[dict[str, Any]]:
-    """Ranked groups (best first, ties share a rank), then the unranked ones, order kept."""
+    """Groups of one backend in rank order (see the module's ranking rule), ranks and top group
+    filled in; returns them with a note when significance cannot be claimed."""
     sign = 1.0 if goal == "min" else -1.0
-    ranked = sorted((g for g in groups if g["n_metric"] > 0),
-                    key=lambda g: sign * g["metric_mean"])  # stable: ties keep input order
+
+    def key(g: dict[str, Any]) -> tuple[int, float]:
+        return g["n_total"] - g["n_ok"], sign * g["metric_mean"]
+
+    ranked = sorted((g for g in groups if g["n_metric"] > 0), key=key)  # stable: ties keep order
     for g in ranked:
-        g["rank"] = 1 + sum(sign * h["metric_mean"] < sign * g["metric_mean"] for h in ranked)
+        g["rank"] = 1 + sum(key(h) < key(g) for h in ranked)
     unranked = [g for g in groups if g["n_metric"] == 0]
     for g in unranked:
         g["rank"] = None
+    for g in groups:
+        g["top_group"], g["p_vs_best"] = False, math.nan
+    if ranked:
+        seeds = sorted(set().union(*(g["outcome"].index for g in ranked)))
+        outcomes = {i: g["outcome"].reindex(seeds).to_numpy(dtype=float)
+                    for i, g in enumerate(ranked)}
+        member, adjusted = stats.top_group(outcomes, best=0)
+        for i, g in enumerate(ranked):
+            g["top_group"], g["p_vs_best"] = member[i], adjusted[i]
     return ranked + unranked
+
+
+def _significance_note(groups: list[dict[str, Any]], backend: str) -> str | None:
+    """A note when the seeds are too few for any difference to be significant: Holm's first
+    step compares the smallest of the k p-values with α / k, and an exact signed-rank test over
+    n pairs cannot go below 2 / 2^n."""
+    ranked = [g for g in groups if g["rank"] is not None]
+    if len(ranked) < 2:
+        return None
+    k = len(ranked) - 1  # comparisons with the best
+    best = ranked[0]["outcome"]
+    shared = max(len(best.index.intersection(g["outcome"].index)) for g in ranked[1:])
+    p_min = stats.min_attainable_p(shared)
+    if p_min * k < stats.ALPHA:
+        return None
+    needed = next(n for n in range(1, 64) if stats.min_attainable_p(n) * k < stats.ALPHA)
+    where = f" ({backend})" if backend else ""
+    return (f"No significance can be claimed{where}: with {shared} paired seed(s) the smallest "
+            f"attainable two-sided p-value is {format_number(p_min)}, and Holm's correction "
+            f"over {k} comparison(s) needs one below {format_number(stats.ALPHA / k)}, so "
+            f"every ranked initializer shares the top group (=1); run at least {needed} seeds "
+            "to separate them.")
 
 
 def _goal(trials: pd.DataFrame, metric: str, notes: list[str]) -> str:
@@ -230,11 +298,15 @@ def _task_table(task: str, trials: pd.DataFrame, present: set[str]) -> TaskTable
     optional = [name for source, name in OPTIONAL_SOURCES.items() if source in present]
 
     groups = []
-    for (label, backend, sweep), group in trials.groupby(["label", "backend", "sweep"],
-                                                         sort=False):
-        groups.append({"label": label, "backend": backend, "sweep": sweep,
-                       **_group_stats(group)})
-    groups = _rank(groups, goal)
+    for backend, facet in trials.groupby("backend", sort=False):
+        cells = [{"label": label, "backend": backend, "sweep": sweep,
+                  **_group_stats(group, goal)}
+                 for (label, sweep), group in facet.groupby(["label", "sweep"], sort=False)]
+        cells = _rank(cells, goal)
+        note = _significance_note(cells, backend if show_backend else "")
+        if note:
+            notes.append(note)
+        groups += cells
 
     columns = [RANK, INITIALIZER, *([BACKEND] if show_backend else []),
                *([SWEEP] if show_sweep else []), SEEDS, metric, *optional]
@@ -253,6 +325,7 @@ def _task_table(task: str, trials: pd.DataFrame, present: set[str]) -> TaskTable
           "sweep": g["sweep"], "metric": metric} for g in groups],
         columns=list(NUMERIC_COLUMNS))
     numeric["rank"] = numeric["rank"].astype("Int64")
+    numeric["top_group"] = numeric["top_group"].astype(bool)
     return TaskTable(task=task, metric=metric, goal=goal, columns=columns, rows=rows,
                      numeric=numeric, notes=notes)
 
@@ -260,7 +333,9 @@ def _task_table(task: str, trials: pd.DataFrame, present: set[str]) -> TaskTable
 def _display_row(g: dict[str, Any], show_backend: bool, show_sweep: bool,
                  optional: list[str]) -> list[str]:
     ranked = g["rank"] is not None
-    if ranked:
+    if ranked and g["ci_method"] != "none":
+        metric = format_mean_ci(g["metric_mean"], g["metric_ci_low"], g["metric_ci_high"])
+    elif ranked:  # under three ok seeds: no CI, the spread of what there is
         metric = format_mean_std(g["metric_mean"], g["metric_std"], g["n_metric"])
     else:
         metric = g["status"] if g["status"] != "ok" else "no metric"
@@ -272,9 +347,16 @@ def _display_row(g: dict[str, Any], show_backend: bool, show_sweep: bool,
         else MISSING,
         WALL_TIME: format_number(g["wall_time_s"]) if ranked else MISSING,
     }
-    return [str(g["rank"]) if ranked else MISSING, g["label"],
+    return [_rank_cell(g), g["label"],
             *([g["backend"]] if show_backend else []), *([g["sweep"]] if show_sweep else []),
             f"{g['n_ok']}/{g['n_total']}", metric, *(cells[name] for name in optional)]
+
+
+def _rank_cell(g: dict[str, Any]) -> str:
+    """``=1`` for a top-group member, the rank otherwise, ``—`` when unranked."""
+    if g["rank"] is None:
+        return MISSING
+    return "=1" if g["top_group"] else str(g["rank"])
 
 
 def _steps_cell(g: dict[str, Any]) -> str:

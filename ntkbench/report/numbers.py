@@ -6,7 +6,8 @@ The policy, shared by every output format except CSV (which keeps full precision
   are never rounded away (``1234``, not ``1230``);
 - magnitudes below ``1e-3`` or from ``1e5`` up use compact scientific notation (``1.23e-4``,
   ``2.50e+6`` is written ``2.50e6``);
-- a standard deviation gets 2 significant digits (``0.0123 ± 0.0011``);
+- a standard deviation gets 2 significant digits (``0.0123 ± 0.0011``); a confidence interval
+  is written ``mean [low, high]``, each with 3;
 - missing values (``None``, ``nan``) are an em dash ``—``; infinities are ``inf`` / ``-inf``.
 """
 
@@ -47,6 +48,13 @@ def format_mean_std(mean: float, std: float, n: int) -> str:
     if n < 2 or std is None or math.isnan(std):
         return format_number(mean)
     return f"{format_number(mean)} ± {format_number(std, SIGNIFICANT_STD)}"
+
+
+def format_mean_ci(mean: float, low: float, high: float) -> str:
+    """``mean [low, high]`` (a confidence interval); just the mean when the CI is missing."""
+    if low is None or high is None or math.isnan(low) or math.isnan(high):
+        return format_number(mean)
+    return f"{format_number(mean)} [{format_number(low)}, {format_number(high)}]"
 
 
 def format_steps(value: float) -> str:

@@ -41,13 +41,20 @@ FORMATS = ("md", "html", "latex", "csv", "text")
 
 # (column, meaning); "metric" stands for the column named after each task's metric.
 LEGEND = (
-    ("rank", "position by mean metric in the task's goal direction; equal means share a "
-             "rank; — marks a group with no ok seed, shown last with its status instead of "
-             "the metric"),
+    ("rank", "position within the backend: groups with every seed ok first, by mean metric in "
+             "the task's goal direction (equal means share a rank), then groups with a "
+             "diverged or failed seed (fewer first), which a failure counts against as the "
+             "worst outcome; =1 marks the top group: the best group and every group whose "
+             "paired Wilcoxon signed-rank test against it (over shared seeds, Holm-corrected) "
+             "is not significant at alpha 0.05; — marks a group with no ok seed, shown last "
+             "with its status instead of the metric"),
     (SEEDS, "ok trials / all trials (one per seed) of the initializer"),
     ("metric", "the task's primary test metric at the end of training (the column is named "
-               "after it): mean ± sample standard deviation (ddof=1) over the ok seeds; a "
-               "single value when only one seed is ok"),
+               "after it): mean over the ok seeds and, from 3 ok seeds on, its 95% bootstrap "
+               "confidence interval [low, high] (BCa from 8 seeds, percentile below; the CSV "
+               "names the method and adds the standard deviation, median and interquartile "
+               "mean); mean ± sample standard deviation with 2 ok seeds, too few for an "
+               "interval; a single value when only one seed is ok"),
     (STEPS, "median training step at which the train loss first fell to 10% of its initial "
             "value, over the ok seeds that reached it; (k/n) when only k of n ok seeds did; "
             "never when none did"),
@@ -200,7 +207,8 @@ def _text(tables: list[TaskTable], df: pd.DataFrame) -> str:
                 _aligned(t.columns, ["-" * w for w in widths], widths)]
         out += [_aligned(t.columns, row, widths) for row in t.rows]
         out += [f"  note: {n}" for n in t.notes] + [""]
-    out.append("metric: mean ± std over ok seeds; steps: median to 10% of the initial train "
-               "loss (k/n: seeds that reached it); align.: centred NTK-target alignment at "
-               "init; drift: ‖K_T − K_0‖_F / ‖K_0‖_F")
+    out.append("=1: top group (not significantly worse than the best, paired Wilcoxon, Holm); "
+               "metric: mean [95% bootstrap CI] over ok seeds (mean ± std under 3); "
+               "steps: median to 10% of the initial train loss (k/n: seeds that reached it); "
+               "align.: centred NTK-target alignment at init; drift: ‖K_T − K_0‖_F / ‖K_0‖_F")
     return "\n".join(out) + "\n"
