@@ -9,6 +9,7 @@ Public API::
     K = nb.empirical_ntk(model, weights, x1, x2=None, backend="torch", device="cpu")
     nngp, ntk = nb.analytic_kernels(x1, x2=None, depth=2, activation="relu", w_std=1.0)
     df = nb.load_results("results/default")
+    nb.report.tables(df); nb.report.figures.learning_curves(df, task)  # see ntkbench.report
 
 Heavy backends (torch, jax) are imported only when a backend is used.
 """
@@ -33,6 +34,7 @@ __all__ = [
     "initialize",
     "load_results",
     "register_initializer",
+    "report",
 ]
 
 
@@ -46,4 +48,8 @@ def __getattr__(name: str) -> Any:
         from ntkbench.store import load_results
 
         return load_results
+    if name == "report":
+        import ntkbench.report
+
+        return ntkbench.report
     raise AttributeError(f"module 'ntkbench' has no attribute {name!r}")

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ntkbench import registry
-from ntkbench._version import __version__
+from ntkbench._version import __version__, source_commit
 from ntkbench.backends import get_backend
 from ntkbench.backends.training import check_tv
 from ntkbench.config import Trial
@@ -129,6 +129,7 @@ def _identity(trial: Trial) -> dict[str, Any]:
         "metric": trial.metric,
         "metric_goal": metric.goal if metric else None,
         "ntkbench_version": __version__,
+        "ntkbench_commit": source_commit(),
         "host": socket.gethostname(),
         "versions": {"python": platform.python_version(), "numpy": np.__version__},
     }
@@ -362,4 +363,5 @@ def _linearized_probe(trial: Trial, data: Dataset, net: Any, steps: list[int],
 def environment() -> dict[str, Any]:
     """Where results were produced: interpreter and platform (for the run manifest)."""
     return {"python": sys.version.split()[0], "platform": platform.platform(),
-            "host": socket.gethostname(), "ntkbench": __version__}
+            "host": socket.gethostname(), "ntkbench": __version__,
+            "ntkbench_commit": source_commit()}

@@ -46,3 +46,32 @@ def test_data_dependent_initializer_example_runs():
     assert len(scales) == 7 and pre.calibration is None
     for w, p, scale in zip(weights, pre, scales, strict=True):
         np.testing.assert_allclose(w["W"], scale * p["W"], rtol=1e-12)
+
+
+def test_readme_images_exist():
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README)
+    assert images
+    for image in images:
+        assert (ROOT / image).is_file(), image
+
+
+def test_report_example_runs(tmp_path, monkeypatch):
+    from conftest import tiny_trial
+
+    from ntkbench.config import DataConfig
+    from ntkbench.runner import run_trials
+
+    block = next(b for b in re.findall(r"```python\n(.*?)```", README, flags=re.S)
+                 if "nb.report.tables" in b)
+    run = tmp_path / "results" / "default"
+    trials = [tiny_trial(initializer=i, seed=s, task=task,
+                         data=DataConfig(generator="oscillatory_1d", params={
+                             "frequency": f, "n_samples": 40, "train_fraction": 0.5}))
+              for task, f in (("oscillatory_1d", 1.0), ("other", 2.0))
+              for i in ("he_normal", "lecun_normal", "orthogonal") for s in range(2)]
+    run_trials(trials, run, progress=False)
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(block, scope)
+    assert set(scope["tables"]) == {"oscillatory_1d", "other"}
+    assert (tmp_path / "cd.pdf").read_bytes().startswith(b"%PDF")

@@ -119,4 +119,5 @@ def _report(summary, trials, out: Path) -> None:
     if len(bad) > 10:
         print(f"... and {len(bad) - 10} more not ok", file=sys.stderr)
     print(render(df, "text"))
-    print(f"results: {out}  (tables: ntkbench leaderboard {out} --format md|html|latex|csv)")
+    print(f"results: {out}  (tables: ntkbench leaderboard {out} --format md|html|latex|csv; "
+          f"figures and a results site: ntkbench report {out})")

@@ -8,9 +8,17 @@ import sys
 from collections.abc import Sequence
 
 from ntkbench._version import __version__
-from ntkbench.cli import cmd_analyze, cmd_data, cmd_leaderboard, cmd_list, cmd_run, cmd_validate
+from ntkbench.cli import (
+    cmd_analyze,
+    cmd_data,
+    cmd_leaderboard,
+    cmd_list,
+    cmd_report,
+    cmd_run,
+    cmd_validate,
+)
 
-COMMANDS = (cmd_run, cmd_validate, cmd_list, cmd_leaderboard, cmd_analyze, cmd_data)
+COMMANDS = (cmd_run, cmd_validate, cmd_list, cmd_leaderboard, cmd_report, cmd_analyze, cmd_data)
 
 
 class UsageError(Exception):

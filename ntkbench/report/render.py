@@ -125,11 +125,30 @@ ul.notes, p.numbers { color: #555; font-size: 0.9em; }
 dt { font-weight: bold; margin-top: 0.4em; }"""
 
 
-def _html(tables: list[TaskTable], df: pd.DataFrame) -> str:
+def html_table(columns: list[str], rows: list[list[str]], *, text_columns=TEXT_COLUMNS,
+               links: list[str | None] | None = None) -> list[str]:
+    """The lines of an HTML ``<table>`` (escaped; numbers right-aligned, text columns left);
+    ``links``, one per row, makes the row's first cell a link."""
     esc = html.escape
 
     def attr(column: str) -> str:
-        return "" if column in TEXT_COLUMNS else ' class="num"'
+        return "" if column in text_columns else ' class="num"'
+
+    def first(value: str, href: str | None) -> str:
+        return f'<a href="{esc(href)}">{esc(value)}</a>' if href else esc(value)
+
+    out = ["<table>", "<thead>",
+           "<tr>" + "".join(f"<th{attr(c)}>{esc(c)}</th>" for c in columns) + "</tr>",
+           "</thead>", "<tbody>"]
+    for i, row in enumerate(rows):
+        cells = [first(row[0], links[i] if links else None), *map(esc, row[1:])]
+        out.append("<tr>" + "".join(f"<td{attr(c)}>{v}</td>" for c, v in
+                                    zip(columns, cells, strict=True)) + "</tr>")
+    return out + ["</tbody>", "</table>"]
+
+
+def _html(tables: list[TaskTable], df: pd.DataFrame) -> str:
+    esc = html.escape
 
     suites = (list(pd.unique(df["suite"].dropna().astype(str)))
               if "suite" in df.columns else [])
@@ -138,12 +157,7 @@ def _html(tables: list[TaskTable], df: pd.DataFrame) -> str:
            f"<title>{esc(title)}</title>", f"<style>\n{_CSS}\n</style>", "</head>", "<body>",
            f"<h1>{esc(title)}</h1>"]
     for t in tables:
-        out += [f"<h2>{esc(_heading(t))}</h2>", "<table>", "<thead>",
-                "<tr>" + "".join(f"<th{attr(c)}>{esc(c)}</th>" for c in t.columns) + "</tr>",
-                "</thead>", "<tbody>"]
-        out += ["<tr>" + "".join(f"<td{attr(c)}>{esc(v)}</td>" for c, v in
-                                 zip(t.columns, row, strict=True)) + "</tr>" for row in t.rows]
-        out += ["</tbody>", "</table>"]
+        out += [f"<h2>{esc(_heading(t))}</h2>", *html_table(t.columns, t.rows)]
         if t.notes:
             out += ['<ul class="notes">', *(f"<li>{esc(n)}</li>" for n in t.notes), "</ul>"]
     out += ["<h2>Legend</h2>", "<dl>"]

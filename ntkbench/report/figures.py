@@ -1,0 +1,278 @@
+"""Figures of a run, each a function returning a matplotlib :class:`~matplotlib.figure.Figure`.
+
+The figures are built with matplotlib's object-oriented API (``Figure``, not ``pyplot``), so
+calling them never changes the backend or the state of a notebook; restyle the returned figure
+as any other. Colours are fixed per initializer label by :func:`palette` over every label of
+the run, so one initializer has the same colour in every figure of a report.
+
+Over seeds, curves show the median (line) and the interquartile range (band) of the ok trials;
+a trial that is not ``ok`` is left out of the curves (the tables count it).
+
+>>> from ntkbench.report import figures
+>>> fig = figures.learning_curves(df, "oscillatory_1d")
+>>> fig.savefig("curves.pdf")
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ntkbench.report.across import AcrossTasks
+from ntkbench.report.predictors import MEASURES, OUTCOMES, spearman, spearman_ci
+
+SIZE = (6.4, 4.0)  # inches; about a column of an article at 100%
+_CYCLE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+          "#7f7f7f", "#bcbd22", "#17becf")  # matplotlib's tab10, listed to be independent of rc
+
+
+def palette(labels: Sequence[str]) -> dict[str, str]:
+    """A colour per label, tab10 in sorted label order; beyond ten labels the colours repeat."""
+    return {label: _CYCLE[i % len(_CYCLE)] for i, label in enumerate(sorted(set(labels)))}
+
+
+def _labels(df: pd.DataFrame) -> pd.Series:
+    if "init_label" in df.columns:
+        label = df["init_label"].astype(object)
+        return label.where(label.notna() & (label != ""), df.get("initializer", "?")).map(str)
+    return df["initializer"].map(str)
+
+
+def _trials(df: pd.DataFrame, task: str, backend: str | None) -> pd.DataFrame:
+    rows = df[df["task"] == task]
+    if backend is not None and "backend" in rows.columns:
+        rows = rows[rows["backend"] == backend]
+    if rows.empty:
+        raise ValueError(f"no trials of task {task!r}"
+                         + (f" on backend {backend!r}" if backend else ""))
+    rows = rows.assign(_label=_labels(rows))
+    return rows
+
+
+def _ok(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows[rows["status"] == "ok"] if "status" in rows.columns else rows
+
+
+def _stack(rows: pd.DataFrame, x_col: str, y_col: str) -> tuple[np.ndarray, np.ndarray]:
+    """Curves of several trials on the x values of the first, others interpolated onto them
+    (in log-x for positive x); returns ``(x, Y)`` with one row of ``Y`` per trial."""
+    curves = [(np.asarray(x, dtype=float), np.asarray(y, dtype=float))
+              for x, y in zip(rows[x_col], rows[y_col], strict=True)
+              if x is not None and y is not None and len(x) and len(x) == len(y)]
+    if not curves:
+        return np.array([]), np.empty((0, 0))
+    x0 = max(curves, key=lambda c: len(c[0]))[0]
+    out = []
+    for x, y in curves:
+        out.append(y if len(x) == len(x0) and np.array_equal(x, x0)
+                   else np.interp(x0, x, y, left=np.nan, right=np.nan))
+    return x0, np.vstack(out)
+
+
+def _band(ax, x, Y, color, label, *, positive: bool) -> None:
+    with np.errstate(all="ignore"):
+        q25, q50, q75 = np.nanpercentile(Y, [25, 50, 75], axis=0)
+    keep = np.isfinite(q50) & (x > 0)
+    if positive:
+        keep &= q50 > 0
+    n = Y.shape[0]
+    ax.plot(x[keep], q50[keep], color=color, lw=1.6, label=f"{label} (n={n})")
+    if n > 1:
+        ax.fill_between(x[keep], q25[keep], q75[keep], color=color, alpha=0.2, lw=0)
+
+
+def _legend(ax, n: int) -> None:
+    if n:
+        ax.legend(fontsize=7, frameon=False, loc="best", ncol=1 if n <= 6 else 2)
+
+
+def learning_curves(df: pd.DataFrame, task: str, *, quantity: str = "train_loss",
+                    backend: str | None = None, colors: dict[str, str] | None = None) -> Figure:
+    """Train loss (``quantity="train_loss"``, log–log) or the test metric (``"test_metric"``,
+    log x) against the step: per initializer the median over ok seeds and the IQR band.
+    Step 0 cannot sit on a log axis, so the curves start at step 1."""
+    column = {"train_loss": "curve_train_loss", "test_metric": "curve_test_metric"}[quantity]
+    rows = _ok(_trials(df, task, backend))
+    colors = colors or palette(_labels(df))
+    fig = Figure(figsize=SIZE, layout="constrained")
+    ax = fig.add_subplot()
+    drawn = 0
+    for label, group in rows.groupby("_label", sort=True):
+        x, Y = _stack(group, "curve_step", column)
+        if Y.size:
+            _band(ax, x, Y, colors.get(label, "k"), label, positive=quantity == "train_loss")
+            drawn += 1
+    ax.set_xscale("log")
+    metric = str(rows["metric"].iloc[0]) if "metric" in rows.columns and len(rows) else "metric"
+    if quantity == "train_loss":
+        ax.set_yscale("log")
+        ax.set_ylabel("train loss")
+    else:
+        ax.set_ylabel(metric.replace("_", " "))
+        goal = str(rows["metric_goal"].iloc[0]) if "metric_goal" in rows.columns else ""
+        values = np.concatenate([np.asarray(v, dtype=float) for v in rows[column]
+                                 if v is not None] or [np.array([])])
+        if goal == "min" and len(values) and np.nanmin(values) > 0:
+            ax.set_yscale("log")  # an error spans decades (and early spikes would flatten it)
+    ax.set_xlabel("step")
+    ax.set_title(f"{task}: {'train loss' if quantity == 'train_loss' else metric} "
+                 "(median and IQR over seeds)", fontsize=10)
+    ax.grid(True, which="major", alpha=0.3)
+    _legend(ax, drawn)
+    return fig
+
+
+def ntk_curves(df: pd.DataFrame, task: str, *, backend: str | None = None,
+               colors: dict[str, str] | None = None) -> Figure:
+    """Two panels against the step of each NTK measurement: the alignment of the residual
+    with the kernel's top-10% eigenspace (Kopitkov & Indelman 2020), and the kernel drift
+    ‖K_t − K_0‖_F / ‖K_0‖_F; median and IQR over ok seeds."""
+    rows = _ok(_trials(df, task, backend))
+    colors = colors or palette(_labels(df))
+    fig = Figure(figsize=(SIZE[0] * 1.6, SIZE[1]), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    drawn = 0
+    for label, group in rows.groupby("_label", sort=True):
+        color = colors.get(label, "k")
+        for ax, column in ((left, "ntk_residual_alignment"), (right, "ntk_drift_curve")):
+            if column not in group.columns:
+                continue
+            x, Y = _stack(group, "ntk_step", column)
+            if Y.size:
+                _band(ax, x, Y, color, label, positive=False)
+                drawn += ax is left
+    left.set_title("residual alignment with the top-10% NTK eigenspace", fontsize=9)
+    left.set_ylabel("alignment")
+    right.set_title("NTK drift ‖K_t − K_0‖_F / ‖K_0‖_F", fontsize=9)
+    right.set_ylabel("relative change")
+    right.set_yscale("symlog", linthresh=0.01)
+    for ax in (left, right):
+        ax.set_xscale("log")
+        ax.set_xlabel("step")
+        ax.grid(True, alpha=0.3)
+    _legend(left, drawn)
+    fig.suptitle(f"{task}: the kernel during training", fontsize=10)
+    return fig
+
+
+def layer_share(df: pd.DataFrame, task: str, *, backend: str | None = None,
+                colors: dict[str, str] | None = None) -> Figure:
+    """Per initializer, the share of tr K at initialisation contributed by each layer's
+    parameters (mean over every trial that measured it), as grouped bars."""
+    rows = _trials(df, task, backend)
+    colors = colors or palette(_labels(df))
+    fig = Figure(figsize=SIZE, layout="constrained")
+    ax = fig.add_subplot()
+    shares = {}
+    if "ntk_init_layer_share" in rows.columns:
+        for label, group in rows.groupby("_label", sort=True):
+            arrays = [np.asarray(v, dtype=float) for v in group["ntk_init_layer_share"]
+                      if v is not None and len(v)]
+            if arrays and len({len(a) for a in arrays}) == 1:
+                shares[label] = np.mean(arrays, axis=0)
+    width = 0.8 / max(len(shares), 1)
+    for i, (label, share) in enumerate(shares.items()):
+        ax.bar(np.arange(len(share)) + i * width - 0.4 + width / 2, share, width,
+               color=colors.get(label, "k"), label=label)
+    if shares:
+        n_layers = len(next(iter(shares.values())))
+        ax.set_xticks(range(n_layers), [f"layer {i + 1}" for i in range(n_layers)])
+    ax.set_ylabel("share of tr K at init")
+    ax.set_title(f"{task}: where the kernel at initialisation comes from", fontsize=10)
+    ax.grid(True, axis="y", alpha=0.3)
+    _legend(ax, len(shares))
+    return fig
+
+
+def predictor_scatter(df: pd.DataFrame, task: str, measure: str = "ntk_init.centered_alignment",
+                      outcome: str = "final_test_metric", *, backend: str | None = None,
+                      colors: dict[str, str] | None = None) -> Figure:
+    """An NTK measurement at init (x) against an outcome (y), one point per ok trial coloured by
+    initializer, with Spearman's ρ and its 95% bootstrap CI in the title (see
+    :mod:`ntkbench.report.predictors`). Trials that never reached 10% are drawn at the top."""
+    rows = _ok(_trials(df, task, backend))
+    colors = colors or palette(_labels(df))
+    fig = Figure(figsize=SIZE, layout="constrained")
+    ax = fig.add_subplot()
+    x = pd.to_numeric(rows.get(measure), errors="coerce").to_numpy(dtype=float)
+    y = pd.to_numeric(rows.get(outcome), errors="coerce").to_numpy(dtype=float)
+    never = np.isnan(y) & (outcome == "steps_to_10pct")
+    finite_y = y[np.isfinite(y)]
+    y_plot = np.where(never, (finite_y.max() * 1.1 if len(finite_y) else 1.0), y)
+    for label in sorted(set(rows["_label"])):
+        m = (rows["_label"] == label).to_numpy() & np.isfinite(x) & np.isfinite(y_plot)
+        ax.scatter(x[m], y_plot[m], s=28, color=colors.get(label, "k"), label=label,
+                   marker="o", edgecolors="none")
+        mn = m & never
+        if mn.any():
+            ax.scatter(x[mn], y_plot[mn], s=60, facecolors="none", edgecolors="k", lw=0.6)
+    keep = np.isfinite(x) & ~np.isnan(np.where(never, np.inf, y))
+    title = f"{task}: {MEASURES.get(measure, measure)} vs {OUTCOMES.get(outcome, outcome)}"
+    if keep.sum() >= 3:
+        yy = np.where(never, np.inf, y)[keep]
+        rho = float(spearman(x[keep], yy))
+        low, high = spearman_ci(x[keep], yy)
+        if math.isfinite(rho):
+            title += f"\nSpearman ρ = {rho:.2f} [{low:.2f}, {high:.2f}], n = {int(keep.sum())}"
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(MEASURES.get(measure, measure) + " at init")
+    metric = str(rows["metric"].iloc[0]) if "metric" in rows.columns and len(rows) else ""
+    ax.set_ylabel(metric.replace("_", " ") if outcome == "final_test_metric"
+                  else OUTCOMES.get(outcome, outcome) + (" (circled: never, drawn on top)"
+                                                         if never.any() else ""))
+    if len(x[np.isfinite(x)]) and np.nanmin(x) > 0 and np.nanmax(x) / np.nanmin(x) > 100:
+        ax.set_xscale("log")
+    ax.grid(True, alpha=0.3)
+    _legend(ax, len(set(rows["_label"])))
+    return fig
+
+
+def critical_difference(summary: AcrossTasks, colors: dict[str, str] | None = None) -> Figure:
+    """Critical-difference diagram of the mean ranks across tasks (Demšar 2006), drawn by
+    ``scikit_posthocs.critical_difference_diagram``: initializers joined by a bar are not
+    significantly different by the Nemenyi test."""
+    import scikit_posthocs
+
+    fig = Figure(figsize=(SIZE[0] * 1.25, 1.6 + 0.3 * len(summary.mean_rank)))
+    # The diagram writes its labels outside the axes: leave them room on both sides.
+    fig.subplots_adjust(left=0.24, right=0.76, top=0.8, bottom=0.02)
+    ax = fig.add_subplot()
+    title = f"mean rank over {summary.n_tasks} tasks"
+    if summary.backend:
+        title += f" ({summary.backend})"
+    if summary.nemenyi_p.empty:
+        ax.set_axis_off()
+        ax.set_title(title + ": the Nemenyi test needs at least 3 initializers", fontsize=9)
+        return fig
+    colors = colors or palette(summary.mean_rank.index)
+    scikit_posthocs.critical_difference_diagram(
+        summary.mean_rank, summary.nemenyi_p, ax=ax,
+        color_palette={k: colors.get(k, "k") for k in summary.mean_rank.index})
+    ax.set_title(f"{title}; Friedman p = {summary.friedman_p:.3g}, "
+                 f"Nemenyi CD = {summary.critical_difference:.2f}", fontsize=9, pad=22)
+    return fig
+
+
+def performance_profile(summary: AcrossTasks, colors: dict[str, str] | None = None) -> Figure:
+    """Performance profile (Dolan & Moré 2002): per initializer, the fraction of tasks on which
+    its cost is within a factor τ of the best (see :mod:`ntkbench.report.across`)."""
+    colors = colors or palette(summary.profile.columns)
+    fig = Figure(figsize=SIZE, layout="constrained")
+    ax = fig.add_subplot()
+    for name in summary.profile.columns:
+        ax.step(summary.profile.index, summary.profile[name], where="post",
+                color=colors.get(name, "k"), label=name, lw=1.5)
+    ax.set_xscale("log")
+    ax.set_xlabel("τ (cost within a factor τ of the best on the task)")
+    ax.set_ylabel("fraction of tasks")
+    ax.set_ylim(-0.02, 1.02)
+    n = len(summary.cost)
+    ax.set_title(f"performance profile over {n} task(s)"
+                 + (f" ({summary.backend})" if summary.backend else ""), fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    _legend(ax, len(summary.profile.columns))
+    return fig

@@ -1,0 +1,217 @@
+"""Figures and the static results site, on a small real run (two tasks × three initializers ×
+three seeds of tiny trials)."""
+
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import tiny_trial
+from matplotlib.figure import Figure
+from scipy import stats as sps
+
+from ntkbench.cli.main import main
+from ntkbench.config import DataConfig
+from ntkbench.report import figures, leaderboard
+from ntkbench.report.across import across_tasks
+from ntkbench.runner import run_trials
+from ntkbench.store import load_results
+
+INITS = ("he_normal", "lecun_normal", "orthogonal")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    trials = []
+    for task, frequency in (("osc_low", 1.0), ("osc_high", 3.0)):
+        data = DataConfig(generator="oscillatory_1d",
+                          params={"frequency": frequency, "n_samples": 40, "train_fraction": 0.5})
+        trials += [tiny_trial(initializer=i, seed=s, task=task, data=data)
+                   for i in INITS for s in range(3)]
+    run_trials(trials, out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def df(run_dir):
+    return load_results(run_dir)
+
+
+@pytest.fixture(scope="module")
+def site(run_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("site")
+    assert main(["report", str(run_dir), "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def test_learning_curve_is_the_median_over_seeds(df):
+    fig = figures.learning_curves(df, "osc_low")
+    assert isinstance(fig, Figure)
+    (ax,) = fig.axes
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    lines = {line.get_label().split(" (")[0]: line for line in ax.get_lines()}
+    assert set(lines) == set(INITS)
+    rows = df[(df.task == "osc_low") & (df.init_label == "he_normal")]
+    curves = np.vstack([np.asarray(c, dtype=float) for c in rows["curve_train_loss"]])
+    steps = np.asarray(rows["curve_step"].iloc[0], dtype=float)
+    x, y = lines["he_normal"].get_data()
+    np.testing.assert_allclose(x, steps[steps > 0])
+    np.testing.assert_allclose(y, np.median(curves, axis=0)[steps > 0], rtol=1e-12)
+    assert len(ax.collections) == len(INITS)  # one IQR band each
+
+
+def test_one_colour_per_initializer_in_every_figure(df):
+    colors = figures.palette(df["init_label"])
+    assert len(set(colors.values())) == len(INITS)
+    for fig in (figures.learning_curves(df, "osc_high", colors=colors),
+                figures.learning_curves(df, "osc_high", quantity="test_metric", colors=colors)):
+        for line in fig.axes[0].get_lines():
+            assert line.get_color() == colors[line.get_label().split(" (")[0]]
+
+
+def test_predictor_scatter_reports_scipys_spearman(df):
+    measure = "ntk_init.centered_alignment"
+    fig = figures.predictor_scatter(df, "osc_low", measure)
+    ok = df[(df.task == "osc_low") & (df.status == "ok")]
+    rho = sps.spearmanr(ok[measure], ok["final_test_metric"]).statistic
+    assert f"ρ = {rho:.2f}" in fig.axes[0].get_title()
+
+
+def test_across_task_figures(df):
+    (summary,) = across_tasks(leaderboard(df))
+    fig = figures.performance_profile(summary)
+    assert {line.get_label() for line in fig.axes[0].get_lines()} == set(INITS)
+    fig = figures.critical_difference(summary)
+    assert "Friedman p" in fig.axes[0].get_title()
+
+
+def test_unknown_task_is_a_clear_error(df):
+    with pytest.raises(ValueError, match="no trials of task 'nope'"):
+        figures.learning_curves(df, "nope")
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.targets, self.images = [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.images.append(attrs["src"])
+        if tag == "a":
+            self.targets.append(attrs["href"])
+
+
+def _pages(site: Path) -> list[Path]:
+    return sorted(site.glob("*.html"))
+
+
+def test_site_pages_link_only_to_local_files_that_exist(site, df):
+    pages = _pages(site)
+    assert [p.name for p in pages] == ["index.html", "task-osc_high.html", "task-osc_low.html"]
+    for page in pages:
+        text = page.read_text()
+        assert "http://" not in text and "https://" not in text  # offline: no CDN, no web
+        parser = _Links()
+        parser.feed(text)
+        for target in parser.images + parser.targets:
+            assert (site / target).is_file(), (page.name, target)
+        if page.name != "index.html":
+            assert len(parser.images) == 5  # 2 curves, kernel, layer share, predictor
+            records = [t for t in parser.targets if t.startswith("trials/")]
+            assert len(records) == len(INITS) * 3
+            record = json.loads((site / records[0]).read_text())
+            assert record["task"] == page.stem.removeprefix("task-")
+    for svg in (site / "figures").glob("*.svg"):
+        assert (svg.with_suffix(".pdf")).is_file()
+
+
+def test_site_index_has_provenance_and_the_across_task_table(site, df):
+    text = (site / "index.html").read_text()
+    for field in ("suite", "ntkbench", "commit", "libraries", "device", "report built"):
+        assert f"<td>{field}</td>" in text
+    assert "torch " + df["versions.torch"].iloc[0] in text
+    assert "Friedman χ²" in text and "Mean rank over 2 tasks" in text
+    csv = pd.read_csv(site / "leaderboard.csv")
+    assert len(csv) == 2 * len(INITS) and {"metric_ci_low", "top_group"} <= set(csv.columns)
+
+
+def test_report_without_out_writes_into_the_run_dir(run_dir, capsys, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    assert main(["report", str(copy), "--no-progress"]) == 0
+    assert (copy / "site" / "index.html").is_file()
+    assert str(copy / "site" / "index.html") in capsys.readouterr().out
+
+
+_CHECK = """<script>
+window.addEventListener("load", () => {
+  const bad = [...document.images].filter(i => !(i.complete && i.naturalWidth > 0))
+                                  .map(i => i.getAttribute("src"));
+  document.body.setAttribute("data-images", String(document.images.length));
+  document.body.setAttribute("data-broken", JSON.stringify(bad));
+});
+</script>
+</body>"""
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _render(page: Path) -> tuple[list[str], int, list[str]]:
+    """Console lines, number of images and the images that did not load, of ``page`` in
+    headless Chromium."""
+    # A copy of the page with a checker script next to it; the site itself has no scripts.
+    probe = page.with_name(f"_probe_{page.name}")
+    probe.write_text(page.read_text().replace("</body>", _CHECK))
+    try:
+        result = subprocess.run(
+            [_chromium(), "--headless=new", "--no-sandbox", "--disable-gpu",
+             "--enable-logging=stderr", "--v=1", "--virtual-time-budget=10000", "--dump-dom",
+             probe.as_uri()], capture_output=True, text=True, timeout=120)
+    finally:
+        probe.unlink()
+    console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
+    match = re.search(r'data-images="(\d+)" data-broken="([^"]*)"', result.stdout)
+    assert match, (page.name, result.stdout[-500:], result.stderr[-2000:])
+    return console, int(match.group(1)), json.loads(match.group(2).replace("&quot;", '"'))
+
+
+needs_chromium = pytest.mark.skipif(
+    _chromium() is None,
+    reason="needs Debian's chromium (apt-get install chromium) to render the site headless")
+
+
+@needs_chromium
+def test_site_renders_in_headless_chromium_without_errors(site):
+    for page in _pages(site):
+        console, n_images, broken = _render(page)
+        assert console == [], (page.name, console)
+        assert n_images == len(_links_of(page).images) > 0
+        assert broken == [], page.name
+
+
+@needs_chromium
+def test_the_chromium_check_sees_a_missing_image_and_a_console_error(site, tmp_path):
+    copy = tmp_path / "site"
+    shutil.copytree(site, copy)
+    (copy / "figures" / "osc_low-torch-train-loss.svg").unlink()
+    page = copy / "task-osc_low.html"
+    page.write_text(page.read_text().replace("</h1>", "</h1><script>console.error('x')</script>"))
+    console, _, broken = _render(page)
+    assert broken == ["figures/osc_low-torch-train-loss.svg"]
+    assert len(console) == 1
+
+
+def _links_of(page: Path) -> _Links:
+    parser = _Links()
+    parser.feed(page.read_text())
+    return parser
