@@ -168,3 +168,14 @@ def test_analytic_distance_uses_enough_quadrature_points_or_none(backend):
     assert np.abs(got - ref).max() <= 2e-5 * np.abs(ref).max()
     coarser = matched_analytic_ntk(m, w, x, quadrature_points=points // 2)
     assert np.abs(coarser - ref).max() > 1e-5 * np.abs(ref).max()  # fewest points that pass
+
+
+def test_spectrum_ranks_are_log_spaced_and_cover_both_ends():
+    from ntkbench.ntk.probes import spectrum_ranks
+
+    assert list(spectrum_ranks(5)) == [1, 2, 3, 4, 5]
+    ranks = spectrum_ranks(1000, points=48)
+    assert ranks[0] == 1 and ranks[-1] == 1000 and len(ranks) <= 48
+    assert np.all(np.diff(ranks) > 0)
+    ratios = ranks[-10:][1:] / ranks[-10:][:-1]  # geometric towards the tail
+    assert np.allclose(ratios, ratios.mean(), rtol=0.05)

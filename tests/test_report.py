@@ -181,7 +181,7 @@ def test_markdown_tables_are_well_formed():
     assert len(blocks) == 2
     for block in blocks:
         lines = block.strip().splitlines()
-        assert re.fullmatch(r"\|(?:-{3}:?\|)+", lines[1])  # header separator row
+        assert re.fullmatch(r"\|(?::?-{3,}:?\|)+", lines[1])  # header separator row
         cells = {len(re.split(r"(?<!\\)\|", line)) for line in lines}
         assert len(cells) == 1 and len(lines) == 2 + 3
 
@@ -229,10 +229,13 @@ def test_csv_round_trips_with_numeric_columns(tables):
     back = pd.read_csv(io.StringIO(render(_results(), "csv")))
     listed = ["task", "rank", "initializer", "backend", "sweep", "n_ok", "n_total", "metric",
               "metric_mean", "metric_std", "metric_ci_low", "metric_ci_high", "metric_median",
-              "metric_iqm", "ci_method", "top_group", "p_vs_best", "steps_to_10pct",
+              "metric_iqm", "ci_method", "top_group", "p_vs_best", "steps_to_target",
+              "steps_to_10pct",
               "alignment_init_mean", "alignment_init_std", "drift_mean", "drift_std", "wall_time_s"]
-    assert list(back.columns[:len(listed)]) == listed and list(back.columns) == list(
-        NUMERIC_COLUMNS)
+    provenance = ["suite", "ntkbench_version", "ntkbench_commit", "device", "libraries"]
+    assert list(back.columns[:len(listed)]) == listed
+    assert list(back.columns) == [*NUMERIC_COLUMNS, *provenance]
+    assert set(back["suite"]) == {"test"} and set(back["device"]) == {"cpu"}
     assert len(back) == 6 and not back["metric_mean"].astype(str).str.contains("±").any()
     assert back["metric_mean"].dtype.kind == "f" and back["n_ok"].dtype.kind == "i"
     for task, t in tables.items():
@@ -242,6 +245,19 @@ def test_csv_round_trips_with_numeric_columns(tables):
     classify = back[back["task"] == "classify"].set_index("initializer")
     assert classify.loc["he_normal", "metric_mean"] == pytest.approx(0.85, rel=1e-12)
     assert back["rank"].isna().sum() == 1
+
+
+def test_every_format_carries_provenance():
+    df = _results().assign(ntkbench_version="9.9", ntkbench_commit="abc123def456")
+    for fmt in FORMATS:
+        text = render(df, fmt)
+        assert "9.9" in text and "abc123def456" in text, fmt
+
+
+def test_latex_tables_have_labels_and_fit_the_line():
+    text = render(_results(), "latex")
+    assert r"\label{tab:ntkbench-regress}" in text and r"\label{tab:ntkbench-classify}" in text
+    assert text.count(r"\begin{adjustbox}{max width=\linewidth}") == 2
 
 
 def test_text_is_aligned_plain_columns():
@@ -299,3 +315,35 @@ def test_superseded_records_of_the_same_trial_count_once():
     assert _column(table, "seeds") == ["2/2"]
     assert table.rows[0][table.columns.index("test_mse")].startswith("0.5")
     assert any("2 older record(s)" in note for note in table.notes)
+
+
+@pytest.mark.skipif(__import__("shutil").which("pdflatex") is None,
+                    reason="needs pdflatex with booktabs and adjustbox (Debian: "
+                    "texlive-latex-extra) to compile the LaTeX tables")
+def test_latex_compiles_in_an_article_without_overfull_boxes(tmp_path):
+    import subprocess
+
+    wide = pd.concat([_results(), pd.DataFrame([_trial(
+        "regress", "a_very_long_initializer_label(std=0.0123456, gain=1.41421356)", s,
+        value=0.02, steps=10, align=0.3, drift=0.1, sweep="model.width=4096") for s in (0, 1)])])
+    (tmp_path / "board.tex").write_text(render(wide, "latex"))
+    (tmp_path / "doc.tex").write_text(
+        "\\documentclass{article}\\usepackage[T1]{fontenc}\\usepackage{booktabs,adjustbox}"
+        "\\begin{document}See Table~\\ref{tab:ntkbench-regress}.\\input{board.tex}"
+        "\\end{document}\n")
+    for _ in range(2):  # twice, so that the reference resolves
+        result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error",
+                                 "doc.tex"], cwd=tmp_path, capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 0, result.stdout[-3000:]
+    log = (tmp_path / "doc.log").read_text(errors="replace")
+    assert "Overfull \\hbox" not in log and "undefined" not in log.lower()
+
+
+def test_wall_time_leaves_out_each_workers_first_trial():
+    rows = [dict(_trial("regress", "a", s, value=0.1, wall=w), worker_trial_index=i)
+            for s, (w, i) in enumerate([(10.0, 0), (2.0, 3), (4.0, 7)])]
+    rows += [dict(_trial("regress", "b", 0, value=0.2, wall=9.0), worker_trial_index=0)]
+    num = leaderboard(pd.DataFrame(rows))[0].numeric.set_index("initializer")
+    assert num.loc["a", "wall_time_s"] == pytest.approx(3.0)
+    assert num.loc["b", "wall_time_s"] == pytest.approx(9.0)  # only a first trial: kept

@@ -53,6 +53,13 @@ def test_initial_ntk_matches_public_api(backend):
     K = nb.empirical_ntk(model, nb.initialize(model, "he_normal", seed=0), data.x_train,
                          backend=backend)
     assert rec["ntk_init"]["lambda_max"] == pytest.approx(np.linalg.eigvalsh(K)[-1], rel=1e-9)
+    # The stored spectrum: eigenvalues (descending) at the recorded 1-based ranks.
+    descending = np.linalg.eigvalsh(K)[::-1]
+    ranks = np.asarray(rec["ntk_spectrum_rank"])
+    assert ranks[0] == 1 and ranks[-1] == len(K) and np.all(np.diff(ranks) > 0)
+    big = descending[ranks - 1] > 1e-10 * descending[0]  # below: round-off, zeroed
+    np.testing.assert_allclose(np.asarray(rec["ntk_init_spectrum"])[big],
+                               descending[ranks - 1][big], rtol=1e-8)
 
 
 def _plugin(tmp_path, body):

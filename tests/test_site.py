@@ -66,6 +66,29 @@ def test_learning_curve_is_the_median_over_seeds(df):
     assert len(ax.collections) == len(INITS)  # one IQR band each
 
 
+def test_spectrum_figure_is_the_median_stored_spectrum(df):
+    fig = figures.ntk_spectrum(df, "osc_low")
+    init_ax, final_ax = fig.axes
+    assert init_ax.get_xscale() == init_ax.get_yscale() == "log"
+    rows = df[(df.task == "osc_low") & (df.init_label == "orthogonal")]
+    lam = np.median(np.vstack([np.asarray(v) for v in rows["ntk_init_spectrum"]]), axis=0)
+    ranks = np.asarray(rows["ntk_spectrum_rank"].iloc[0])
+    (line,) = [ln for ln in init_ax.get_lines() if ln.get_label().startswith("orthogonal")]
+    x, y = line.get_data()
+    np.testing.assert_allclose(y, lam[lam > 0], rtol=1e-12)
+    np.testing.assert_allclose(x, ranks[lam > 0])
+    assert len(final_ax.get_lines()) == len(INITS)
+
+
+def test_linearized_gap_figure_draws_train_and_test(df):
+    fig = figures.linearized_gap(df, "osc_low")
+    (ax,) = fig.axes
+    styles = sorted(line.get_linestyle() for line in ax.get_lines())
+    assert styles == sorted(["--"] * len(INITS) + ["-"] * len(INITS))
+    assert ax.get_ylim()[1] <= figures.GAP_CLIP * 1.0001 or all(
+        np.nanmax(line.get_ydata()) <= figures.GAP_CLIP for line in ax.get_lines())
+
+
 def test_one_colour_per_initializer_in_every_figure(df):
     colors = figures.palette(df["init_label"])
     assert len(set(colors.values())) == len(INITS)
@@ -124,7 +147,8 @@ def test_site_pages_link_only_to_local_files_that_exist(site, df):
         for target in parser.images + parser.targets:
             assert (site / target).is_file(), (page.name, target)
         if page.name != "index.html":
-            assert len(parser.images) == 5  # 2 curves, kernel, layer share, predictor
+            # 2 curves, kernel, spectrum, linearization gap, layer share, predictor
+            assert len(parser.images) == 7
             records = [t for t in parser.targets if t.startswith("trials/")]
             assert len(records) == len(INITS) * 3
             record = json.loads((site / records[0]).read_text())
@@ -140,7 +164,9 @@ def test_site_index_has_provenance_and_the_across_task_table(site, df):
     assert "torch " + df["versions.torch"].iloc[0] in text
     assert "Friedman χ²" in text and "Mean rank over 2 tasks" in text
     csv = pd.read_csv(site / "leaderboard.csv")
-    assert len(csv) == 2 * len(INITS) and {"metric_ci_low", "top_group"} <= set(csv.columns)
+    assert {"metric_ci_low", "top_group", "ntkbench_commit"} <= set(csv.columns)
+    assert len(csv) == 2 * (len(INITS) + 1)  # and a predict-the-mean row per task
+    assert (csv["status"] == "reference").sum() == 2
 
 
 def test_report_without_out_writes_into_the_run_dir(run_dir, capsys, tmp_path):

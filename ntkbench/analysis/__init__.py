@@ -2,5 +2,5 @@
 
 - :mod:`ntkbench.analysis.variance_flow`: the infinite-width variance map of an MLP, its fixed
   points, and the per-layer RMS of a finite network beside it.
-- :mod:`ntkbench.analysis.svg`: a dependency-free SVG line plot for their figures.
+- :mod:`ntkbench.analysis.plots`: their figures (matplotlib).
 """

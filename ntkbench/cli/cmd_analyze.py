@@ -50,8 +50,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     help="where a data-dependent initializer (lsuv, go, metainit, ...) "
                     "calibrates, on the Gaussian inputs with targets 0 (default: torch)")
     plot = vf.add_mutually_exclusive_group()
-    plot.add_argument("--plot", metavar="PATH", help="SVG file to write (default: "
-                      "variance_flow_<activation>_<init>.svg in the current directory)")
+    plot.add_argument("--plot", metavar="PATH", help="figure to write, SVG, PDF or PNG by its "
+                      "extension (default: variance_flow_<activation>_<init>.svg in the "
+                      "current directory)")
     plot.add_argument("--no-plot", action="store_true", help="write no plot")
     vf.add_argument("--json", action="store_true",
                     help="print the result as JSON instead of the table")
@@ -199,12 +200,7 @@ def _print_text(r: dict[str, Any]) -> None:
 
 
 def _write_plot(path: Path, activation: str, init: str, width: int, theory, measured) -> None:
-    from ntkbench.analysis.svg import Series, log_plot_svg
+    from ntkbench.analysis.plots import variance_flow_figure
 
-    svg = log_plot_svg(
-        list(range(len(theory))),
-        [Series("theory (infinite width)", list(theory), "line"),
-         Series(f"measured (width {width})", list(measured), "markers")],
-        title=f"variance flow: {activation}, {init}", xlabel="layer l",
-        ylabel="RMS s_l of the post-activations")
-    path.write_text(svg)
+    fig = variance_flow_figure(activation, init, width, list(theory), list(measured))
+    fig.savefig(path)  # the format follows the extension: .svg, .pdf, .png

@@ -15,7 +15,7 @@ import numpy as np
 
 from ntkbench.config import TrainingConfig
 from ntkbench.ntk.linearized import linearization_gap, linearized_outputs
-from ntkbench.ntk.metrics import ntk_summary, spectrum, top_k_alignment
+from ntkbench.ntk.metrics import Spectrum, ntk_summary, spectrum, top_k_alignment
 
 COMPLEXITY_EPS = float(np.finfo(np.float32).eps)
 
@@ -30,21 +30,33 @@ def residual(y: np.ndarray, f: np.ndarray, kind: str) -> np.ndarray:
     return y - f
 
 
-def kernel_checkpoint(K: np.ndarray, y: np.ndarray, f: np.ndarray,
-                      kind: str) -> dict[str, float]:
+SPECTRUM_POINTS = 48  # eigenvalues kept per spectrum, at log-spaced ranks
+
+
+def spectrum_ranks(n: int, points: int = SPECTRUM_POINTS) -> np.ndarray:
+    """1-based ranks ``1 .. n``, log-spaced, at most ``points`` of them (all when ``n`` is
+    small), always including the first and the last: enough for a log–log spectrum plot."""
+    if n <= points:
+        return np.arange(1, n + 1)
+    return np.unique(np.round(np.geomspace(1, n, points)).astype(int))
+
+
+def kernel_checkpoint(K: np.ndarray, y: np.ndarray, f: np.ndarray, kind: str,
+                      spec: Spectrum | None = None) -> dict[str, float]:
     """:func:`~ntkbench.ntk.metrics.ntk_summary` of ``K`` plus the top-10% eigenvector
     alignment (Kopitkov & Indelman 2020) of the network outputs ``f`` and of the residual.
 
     The complexity ``yᵀK⁻¹y/n`` gets the ridge ``n·ε·λ_max`` with ``ε`` the float32 unit
     round-off, below which a float32 kernel's eigenvalues are noise; the same ridge in float64
-    keeps trials of either precision comparable.
+    keeps trials of either precision comparable. ``spec``: the spectrum of ``K`` when the
+    caller has it already.
     Keys added: ``output_top10pct_alignment``, ``residual_top10pct_alignment``.
     """
     summary = ntk_summary(K, y, ridge=len(K) * COMPLEXITY_EPS)
     keys = ("output_top10pct_alignment", "residual_top10pct_alignment")
     if not (np.all(np.isfinite(K)) and np.all(np.isfinite(f))):
         return {**summary, **dict.fromkeys(keys, float("nan"))}
-    spec = spectrum(K)
+    spec = spec if spec is not None else spectrum(K)
     k = max(1, (len(K) + 5) // 10)
     summary["output_top10pct_alignment"] = top_k_alignment(spec, f, k)
     summary["residual_top10pct_alignment"] = top_k_alignment(spec, residual(y, f, kind), k)

@@ -101,6 +101,7 @@ def across_tasks(tables: list[TaskTable]) -> list[AcrossTasks]:
     frame = pd.concat([t.numeric for t in tables], ignore_index=True)
     if frame.empty:
         return []
+    frame = frame[frame["status"] != "reference"].copy()  # predict-the-mean is not a contender
     frame["name"] = frame.apply(_cell_name, axis=1)
     out = []
     for backend, facet in frame.groupby("backend", sort=False):

@@ -16,6 +16,7 @@ a trial that is not ``ok`` is left out of the curves (the tables count it).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -26,6 +27,7 @@ from ntkbench.report.across import AcrossTasks
 from ntkbench.report.predictors import MEASURES, OUTCOMES, spearman, spearman_ci
 
 SIZE = (6.4, 4.0)  # inches; about a column of an article at 100%
+GAP_CLIP = 1e3  # the linearization-gap axis ends here
 _CYCLE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
           "#7f7f7f", "#bcbd22", "#17becf")  # matplotlib's tab10, listed to be independent of rc
 
@@ -57,12 +59,17 @@ def _ok(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[rows["status"] == "ok"] if "status" in rows.columns else rows
 
 
+def _is_curve(value: object) -> bool:
+    """A non-empty list or array (a trial without the curve has ``None`` or ``nan``)."""
+    return isinstance(value, (list, tuple, np.ndarray)) and len(value) > 0
+
+
 def _stack(rows: pd.DataFrame, x_col: str, y_col: str) -> tuple[np.ndarray, np.ndarray]:
     """Curves of several trials on the x values of the first, others interpolated onto them
     (in log-x for positive x); returns ``(x, Y)`` with one row of ``Y`` per trial."""
     curves = [(np.asarray(x, dtype=float), np.asarray(y, dtype=float))
               for x, y in zip(rows[x_col], rows[y_col], strict=True)
-              if x is not None and y is not None and len(x) and len(x) == len(y)]
+              if _is_curve(x) and _is_curve(y) and len(x) == len(y)]
     if not curves:
         return np.array([]), np.empty((0, 0))
     x0 = max(curves, key=lambda c: len(c[0]))[0]
@@ -74,7 +81,8 @@ def _stack(rows: pd.DataFrame, x_col: str, y_col: str) -> tuple[np.ndarray, np.n
 
 
 def _band(ax, x, Y, color, label, *, positive: bool) -> None:
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-nan steps: simply not drawn
         q25, q50, q75 = np.nanpercentile(Y, [25, 50, 75], axis=0)
     keep = np.isfinite(q50) & (x > 0)
     if positive:
@@ -159,6 +167,83 @@ def ntk_curves(df: pd.DataFrame, task: str, *, backend: str | None = None,
     return fig
 
 
+def ntk_spectrum(df: pd.DataFrame, task: str, *, backend: str | None = None,
+                 colors: dict[str, str] | None = None) -> Figure:
+    """The NTK eigen-spectrum λ_i against the rank i (log–log) at initialisation (left) and
+    at the last NTK checkpoint (right): per initializer the median over ok seeds and the IQR
+    band. Eigenvalues are stored at log-spaced ranks (``ntk_spectrum_rank``); zeros (round-off)
+    are left out of the log axis."""
+    rows = _ok(_trials(df, task, backend))
+    colors = colors or palette(_labels(df))
+    if "ntk_spectrum_rank" not in rows.columns:
+        raise ValueError("the trials recorded no spectrum (ntk_spectrum_rank; ntkbench >= 0.4 "
+                         "with NTK checkpoints)")
+    fig = Figure(figsize=(SIZE[0] * 1.6, SIZE[1]), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    drawn = 0
+    for label, group in rows.groupby("_label", sort=True):
+        for ax, column in zip(axes, ("ntk_init_spectrum", "ntk_final_spectrum"), strict=True):
+            x, Y = _stack(group, "ntk_spectrum_rank", column)
+            if Y.size:
+                _band(ax, x, np.where(Y > 0, Y, np.nan), colors.get(label, "k"), label,
+                      positive=True)
+                drawn += ax is axes[0]
+    for ax, when in zip(axes, ("at initialisation", "after training"), strict=True):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("rank i")
+        ax.set_title(f"NTK eigenvalues {when}", fontsize=9)
+        ax.grid(True, which="major", alpha=0.3)
+    axes[0].set_ylabel("λ_i")
+    _legend(axes[0], drawn)
+    fig.suptitle(f"{task}: NTK spectrum (median and IQR over seeds)", fontsize=10)
+    return fig
+
+
+def linearized_gap(df: pd.DataFrame, task: str, *, backend: str | None = None,
+                   colors: dict[str, str] | None = None) -> Figure:
+    """How far the real network is from its linearization around the initial weights,
+    ``‖f_t − f_lin(t)‖ / ‖f_t‖`` on the training (solid) and test (dashed) inputs against the
+    step; median over ok seeds. Only trials where the linearized model applies recorded it
+    (full-batch GD on MSE, see ``linearized.skipped``)."""
+    rows = _ok(_trials(df, task, backend))
+    colors = colors or palette(_labels(df))
+    if "curve_lin_gap_train" not in rows.columns:
+        raise ValueError("the trials recorded no linearization gap (the closed form needs "
+                         "full-batch gradient descent on MSE; see linearized.skipped)")
+    fig = Figure(figsize=SIZE, layout="constrained")
+    ax = fig.add_subplot()
+    drawn, clipped = 0, False
+    for label, group in rows.groupby("_label", sort=True):
+        group = group[group["curve_lin_gap_train"].map(_is_curve)]
+        color = colors.get(label, "k")
+        for column, style in (("curve_lin_gap_train", "-"), ("curve_lin_gap_test", "--")):
+            x, Y = _stack(group, "curve_step", column)
+            if Y.size:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # all-nan steps
+                    med = np.nanmedian(Y, axis=0)
+                keep = (x > 0) & np.isfinite(med) & (med > 0)
+                ax.plot(x[keep], med[keep], style, color=color,
+                        label=label if style == "-" else None, lw=1.5)
+                drawn += style == "-"
+                clipped |= bool(np.any(med[keep] > GAP_CLIP))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    if clipped:  # a diverging linear model (η λ_max / n > 2) would flatten every other curve
+        ax.set_ylim(top=GAP_CLIP)
+        ax.text(0.02, 0.97, f"clipped at {GAP_CLIP:g}: the linearized model diverges "
+                "(η λ_max / n > 2, see linearized.lr_lambda_max_over_n)",
+                transform=ax.transAxes, fontsize=7, va="top")
+    ax.set_xlabel("step")
+    ax.set_ylabel("‖f − f_lin‖ / ‖f‖")
+    ax.set_title(f"{task}: distance from the linearized network (solid: train, dashed: test)",
+                 fontsize=9)
+    ax.grid(True, which="major", alpha=0.3)
+    _legend(ax, drawn)
+    return fig
+
+
 def layer_share(df: pd.DataFrame, task: str, *, backend: str | None = None,
                 colors: dict[str, str] | None = None) -> Figure:
     """Per initializer, the share of tr K at initialisation contributed by each layer's
@@ -171,7 +256,7 @@ def layer_share(df: pd.DataFrame, task: str, *, backend: str | None = None,
     if "ntk_init_layer_share" in rows.columns:
         for label, group in rows.groupby("_label", sort=True):
             arrays = [np.asarray(v, dtype=float) for v in group["ntk_init_layer_share"]
-                      if v is not None and len(v)]
+                      if _is_curve(v)]
             if arrays and len({len(a) for a in arrays}) == 1:
                 shares[label] = np.mean(arrays, axis=0)
     width = 0.8 / max(len(shares), 1)
@@ -224,7 +309,7 @@ def predictor_scatter(df: pd.DataFrame, task: str, measure: str = "ntk_init.cent
     ax.set_ylabel(metric.replace("_", " ") if outcome == "final_test_metric"
                   else OUTCOMES.get(outcome, outcome) + (" (circled: never, drawn on top)"
                                                          if never.any() else ""))
-    if len(x[np.isfinite(x)]) and np.nanmin(x) > 0 and np.nanmax(x) / np.nanmin(x) > 100:
+    if len(x[np.isfinite(x)]) and np.nanmin(x) > 0 and np.nanmax(x) / np.nanmin(x) > 30:
         ax.set_xscale("log")
     ax.grid(True, alpha=0.3)
     _legend(ax, len(set(rows["_label"])))

@@ -8,7 +8,10 @@ Columns it reads, each optional except that the table must not be empty:
 - outcome: ``status`` (``ok`` / ``diverged`` / ``failed``; when absent, a trial with a finite
   ``final_test_metric`` counts as ok), ``error``;
 - ``metric``, ``metric_goal`` (``min`` / ``max``), ``final_test_metric``;
-- ``steps_to_10pct``, ``ntk_init.centered_alignment``, ``ntk_drift``, ``wall_time_s``.
+- ``steps_to_target`` (else ``steps_to_10pct``), ``ntk_init.centered_alignment``,
+  ``ntk_drift``, ``wall_time_s``;
+- ``mean_predictor.test_metric``: the task's predict-the-mean reference, shown as a row
+  ``ref`` below the ranked ones (one value per seed; it does not depend on the initializer).
 
 A group is one (initializer label, backend, sweep label) cell of a task; its row aggregates the
 seeds. Statistics use the group's ``ok`` trials, except the NTK alignment at initialisation,
@@ -58,23 +61,26 @@ BACKEND = "backend"
 SWEEP = "sweep"
 SEEDS = "seeds"
 STEPS = "steps to 10%"
+STEPS_TARGET = "steps to target"
+REFERENCE = "predict the mean"
 ALIGNMENT = "NTK align. (init)"
 DRIFT = "NTK drift"
 WALL_TIME = "wall time (s)"
 TEXT_COLUMNS = frozenset({INITIALIZER, BACKEND, SWEEP})  # left-aligned; the others are numbers
 
 # Source column in the results table → display column it feeds (omitted when the source is absent).
-OPTIONAL_SOURCES = {"steps_to_10pct": STEPS, "ntk_init.centered_alignment": ALIGNMENT,
+OPTIONAL_SOURCES = {"steps_to_target": STEPS_TARGET, "steps_to_10pct": STEPS,
+                    "ntk_init.centered_alignment": ALIGNMENT,
                     "ntk_drift": DRIFT, "wall_time_s": WALL_TIME}
 
 NUMERIC_COLUMNS = (
     "task", "rank", "initializer", "backend", "sweep", "n_ok", "n_total", "metric",
     "metric_mean", "metric_std", "metric_ci_low", "metric_ci_high", "metric_median",
-    "metric_iqm", "ci_method", "top_group", "p_vs_best", "steps_to_10pct",
+    "metric_iqm", "ci_method", "top_group", "p_vs_best", "steps_to_target", "steps_to_10pct",
     "alignment_init_mean", "alignment_init_std",
     "drift_mean", "drift_std", "wall_time_s",
     # Beyond the published schema: what a machine reader needs to interpret the above.
-    "n_reached_10pct", "status",
+    "n_reached_target", "n_reached_10pct", "status",
 )
 GOAL_TEXT = {"min": "lower is better", "max": "higher is better"}
 _ERROR_CHARS = 160  # an error message in a note is cut to this length
@@ -158,7 +164,8 @@ def _normalise(df: pd.DataFrame) -> pd.DataFrame:
     out["error"] = _text(df, "error", "")
     # Seeds pair trials across initializers; without a seed column every trial is its own seed.
     out["seed"] = df["seed"].to_numpy() if "seed" in df.columns else np.arange(len(df))
-    for column in ("final_test_metric", *OPTIONAL_SOURCES):
+    for column in ("final_test_metric", "mean_predictor.test_metric", "worker_trial_index",
+                   *OPTIONAL_SOURCES):
         out[column] = _number(df, column)
     if "status" in df.columns:
         out["status"] = _text(df, "status", "failed")
@@ -201,9 +208,14 @@ def _group_stats(group: pd.DataFrame, goal: str) -> dict[str, Any]:
     metric_mean, metric_std, n_metric = _mean_std(ok["final_test_metric"])
     align_mean, align_std, n_align = _mean_std(group["ntk_init.centered_alignment"])
     drift_mean, drift_std, n_drift = _mean_std(ok["ntk_drift"])
-    steps = ok["steps_to_10pct"].to_numpy(dtype=float)
-    reached = steps[np.isfinite(steps)]
+    steps = {}
+    for name in ("steps_to_target", "steps_to_10pct"):
+        values = ok[name].to_numpy(dtype=float)
+        steps[name] = values[np.isfinite(values)]
     wall = ok["wall_time_s"].to_numpy(dtype=float)
+    warm = ok["worker_trial_index"].to_numpy(dtype=float) != 0  # nan (not recorded): keep
+    if (warm & np.isfinite(wall)).any():
+        wall = wall[warm]  # each process's first trial pays its one-off warm-up
     wall = wall[np.isfinite(wall)]
     errors = [e for e in group.loc[group["status"] != "ok", "error"] if e]
     outcome = pd.Series(stats.oriented(group["final_test_metric"].to_numpy(dtype=float),
@@ -215,8 +227,9 @@ def _group_stats(group: pd.DataFrame, goal: str) -> dict[str, Any]:
         "metric_ci_low": summary.ci_low, "metric_ci_high": summary.ci_high,
         "metric_median": summary.median, "metric_iqm": summary.iqm,
         "ci_method": summary.ci_method, "outcome": outcome,
-        "steps_to_10pct": float(np.median(reached)) if len(reached) else math.nan,
-        "n_reached_10pct": len(reached),
+        **{name: float(np.median(v)) if len(v) else math.nan for name, v in steps.items()},
+        "n_reached_target": len(steps["steps_to_target"]),
+        "n_reached_10pct": len(steps["steps_to_10pct"]),
         "alignment_init_mean": align_mean, "alignment_init_std": align_std, "n_align": n_align,
         "drift_mean": drift_mean, "drift_std": drift_std, "n_drift": n_drift,
         "wall_time_s": float(np.mean(wall)) if len(wall) else math.nan,
@@ -296,6 +309,8 @@ def _task_table(task: str, trials: pd.DataFrame, present: set[str]) -> TaskTable
     show_backend = trials["backend"].nunique() > 1
     show_sweep = bool((trials["sweep"] != "").any())
     optional = [name for source, name in OPTIONAL_SOURCES.items() if source in present]
+    if STEPS_TARGET in optional and STEPS in optional:
+        optional.remove(STEPS)  # the common target replaces each initializer's own start
 
     groups = []
     for backend, facet in trials.groupby("backend", sort=False):
@@ -307,12 +322,13 @@ def _task_table(task: str, trials: pd.DataFrame, present: set[str]) -> TaskTable
         if note:
             notes.append(note)
         groups += cells
+        groups += _references(facet, backend)
 
     columns = [RANK, INITIALIZER, *([BACKEND] if show_backend else []),
                *([SWEEP] if show_sweep else []), SEEDS, metric, *optional]
     rows = [_display_row(g, show_backend, show_sweep, optional) for g in groups]
     for g in groups:
-        if g["status"] != "ok":
+        if g["status"] not in ("ok", "reference"):
             where = ", ".join(v for v, shown in ((g["backend"], show_backend),
                                                   (g["sweep"], show_sweep)) if shown and v)
             error = g["first_error"]
@@ -330,17 +346,51 @@ def _task_table(task: str, trials: pd.DataFrame, present: set[str]) -> TaskTable
                      numeric=numeric, notes=notes)
 
 
+def _references(facet: pd.DataFrame, backend: str) -> list[dict[str, Any]]:
+    """The predict-the-mean rows of one backend: the test metric per seed (the same for every
+    initializer of a seed), summarised like a group; one row per sweep label when the sweep
+    changes it (e.g. a sweep over the data), else one row. Empty when not recorded."""
+    per_sweep = {}
+    for sweep, cells in facet.groupby("sweep", sort=False):
+        values = cells.groupby("seed")["mean_predictor.test_metric"].first()
+        values = values[np.isfinite(values.to_numpy(dtype=float))]
+        if len(values):
+            per_sweep[sweep] = values
+    if not per_sweep:
+        return []
+    first = next(iter(per_sweep.values()))
+    if all(v.index.equals(first.index) and np.allclose(v, first) for v in per_sweep.values()):
+        per_sweep = {"": first}
+    return [_reference_row(values.to_numpy(dtype=float), backend, sweep)
+            for sweep, values in per_sweep.items()]
+
+
+def _reference_row(per_seed: np.ndarray, backend: str, sweep: str) -> dict[str, Any]:
+    summary = stats.summarize(per_seed)
+    mean, std, n = _mean_std(pd.Series(per_seed))
+    return {"label": REFERENCE, "backend": backend, "sweep": sweep, "rank": None,
+            "top_group": False, "p_vs_best": math.nan, "n_ok": n, "n_total": n, "n_metric": n,
+            "metric_mean": mean, "metric_std": std, "metric_ci_low": summary.ci_low,
+            "metric_ci_high": summary.ci_high, "metric_median": summary.median,
+            "metric_iqm": summary.iqm, "ci_method": summary.ci_method, "status": "reference",
+            "n_align": 0, "alignment_init_mean": math.nan, "alignment_init_std": math.nan,
+            "n_drift": 0, "drift_mean": math.nan, "drift_std": math.nan,
+            "wall_time_s": math.nan, "first_error": ""}
+
+
 def _display_row(g: dict[str, Any], show_backend: bool, show_sweep: bool,
                  optional: list[str]) -> list[str]:
-    ranked = g["rank"] is not None
-    if ranked and g["ci_method"] != "none":
+    ranked = g["rank"] is not None  # the reference row has a metric and nothing else
+    scored = ranked or g["status"] == "reference"
+    if scored and g["ci_method"] != "none":
         metric = format_mean_ci(g["metric_mean"], g["metric_ci_low"], g["metric_ci_high"])
-    elif ranked:  # under three ok seeds: no CI, the spread of what there is
+    elif scored:  # under three ok seeds: no CI, the spread of what there is
         metric = format_mean_std(g["metric_mean"], g["metric_std"], g["n_metric"])
     else:
         metric = g["status"] if g["status"] != "ok" else "no metric"
     cells = {
-        STEPS: _steps_cell(g) if ranked else MISSING,
+        STEPS: _steps_cell(g, "10pct") if ranked else MISSING,
+        STEPS_TARGET: _steps_cell(g, "target") if ranked else MISSING,
         ALIGNMENT: format_mean_std(g["alignment_init_mean"], g["alignment_init_std"],
                                    g["n_align"]),
         DRIFT: format_mean_std(g["drift_mean"], g["drift_std"], g["n_drift"]) if ranked
@@ -353,17 +403,22 @@ def _display_row(g: dict[str, Any], show_backend: bool, show_sweep: bool,
 
 
 def _rank_cell(g: dict[str, Any]) -> str:
-    """``=1`` for a top-group member, the rank otherwise, ``—`` when unranked."""
+    """``=1`` for a top-group member, the rank otherwise, ``ref`` for the reference row, ``—``
+    when unranked."""
+    if g["status"] == "reference":
+        return "ref"
     if g["rank"] is None:
         return MISSING
     return "=1" if g["top_group"] else str(g["rank"])
 
 
-def _steps_cell(g: dict[str, Any]) -> str:
-    """Median steps over ok seeds that reached 10 %; ``(k/n)`` when only k of n ok seeds did."""
-    if g["n_reached_10pct"] == 0:
+def _steps_cell(g: dict[str, Any], which: str) -> str:
+    """Median steps over ok seeds that reached the target (``which``: ``"target"`` or
+    ``"10pct"``); ``(k/n)`` when only k of n ok seeds did; ``never`` when none did."""
+    reached = g[f"n_reached_{which}"]
+    if reached == 0:
         return "never"
-    median = format_steps(g["steps_to_10pct"])
-    if g["n_reached_10pct"] < g["n_ok"]:
-        return f"{median} ({g['n_reached_10pct']}/{g['n_ok']})"
+    median = format_steps(g[f"steps_to_{which}"])
+    if reached < g["n_ok"]:
+        return f"{median} ({reached}/{g['n_ok']})"
     return median

@@ -18,7 +18,6 @@ a template engine would be one more dependency without saving code.
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 import math
 import re
@@ -34,6 +33,7 @@ from ntkbench.report.across import AcrossTasks, across_tasks
 from ntkbench.report.leaderboard import TaskTable, latest_records, leaderboard
 from ntkbench.report.numbers import MISSING, format_number, format_steps
 from ntkbench.report.predictors import ntk_predictors
+from ntkbench.report.provenance import provenance
 from ntkbench.report.render import _CSS, LEGEND, NUMBERS_NOTE, html_table, render
 
 esc = html.escape
@@ -74,39 +74,6 @@ def load_runs(run_dirs: Sequence[str | Path]) -> pd.DataFrame:
     if df.empty:
         raise ValueError("no trials in " + ", ".join(map(str, run_dirs)))
     return df
-
-
-def provenance(df: pd.DataFrame, run_dirs: Sequence[str | Path] = ()) -> list[tuple[str, str]]:
-    """(field, value) pairs describing where the results come from: suite, ntkbench version
-    and commit, libraries, device, host, dates, trials and run directories."""
-    def values(*columns: str) -> str:
-        for column in columns:
-            if column in df.columns:
-                found = [str(v) for v in pd.unique(df[column].dropna()) if str(v)]
-                if found:
-                    return ", ".join(sorted(found))
-        return MISSING
-
-    libraries = ", ".join(
-        f"{c.split('.', 1)[1]} {values(c)}" for c in sorted(df.columns)
-        if c.startswith("versions.") and values(c) != MISSING)
-    started = values("started_at").split(", ")[0]
-    finished = values("finished_at").split(", ")[-1]
-    counts = df["status"].value_counts().to_dict() if "status" in df.columns else {}
-    return [
-        ("suite", values("suite")),
-        ("ntkbench", values("ntkbench_version")),
-        ("commit", values("ntkbench_commit")),
-        ("libraries", libraries or MISSING),
-        ("device", values("device_resolved", "device")
-         + (f" ({values('device_name')})" if "device_name" in df.columns else "")),
-        ("host", values("host")),
-        ("trials run", f"{started} – {finished}"),
-        ("trials", f"{len(df)} ("
-         + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")"),
-        ("run directories", ", ".join(map(str, run_dirs)) or MISSING),
-        ("report built", dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
-    ]
 
 
 class _Figures:
@@ -270,12 +237,23 @@ def _task_body(table: TaskTable, trials: pd.DataFrame, predictors: pd.DataFrame,
             trials, task, backend=b, colors=colors),
             "Residual alignment with the top-10% NTK eigenspace and kernel drift over training",
             wide=True)
+        body += fig(f"{tag}-spectrum", lambda b=backend: figures.ntk_spectrum(
+            trials, task, backend=b, colors=colors),
+            "NTK eigen-spectrum at initialisation and after training", wide=True)
+        if _has_curve(trials, "curve_lin_gap_train"):
+            body += fig(f"{tag}-linearized", lambda b=backend: figures.linearized_gap(
+                trials, task, backend=b, colors=colors),
+                "Gap between the network and its linearization at init, over training")
         body += fig(f"{tag}-layer-share", lambda b=backend: figures.layer_share(
             trials, task, backend=b, colors=colors),
             "Share of tr K at initialisation per layer")
     body += _predictor_section(task, trials, predictors, fig, colors)
     body += _trial_table(trials)
     return body
+
+
+def _has_curve(trials: pd.DataFrame, column: str) -> bool:
+    return column in trials.columns and bool(trials[column].map(figures._is_curve).any())
 
 
 def _predictor_section(task, trials, predictors: pd.DataFrame, fig: _Figures, colors
@@ -309,12 +287,13 @@ def _f2(x: float) -> str:
 
 
 def _trial_table(trials: pd.DataFrame) -> list[str]:
+    target = "steps_to_target" in trials.columns
     columns = ["record", "initializer", "backend", "sweep", "seed", "status", "final metric",
-               "steps to 10%", "wall time (s)"]
+               "steps to target" if target else "steps to 10%", "wall time (s)"]
     rows, links = [], []
     order = [c for c in ("init_label", "backend", "sweep_label", "seed") if c in trials.columns]
     for _, r in trials.sort_values(order, kind="stable").iterrows():
-        steps = r.get("steps_to_10pct")
+        steps = r.get("steps_to_target", r.get("steps_to_10pct"))
         rows.append([str(r.get("trial_hash", "")), str(r.get("init_label", r.get("initializer"))),
                      str(r.get("backend", "")), str(r.get("sweep_label") or ""),
                      str(r.get("seed", "")), str(r.get("status", "")),

@@ -36,11 +36,20 @@ def test_variance_flow_prints_fixed_points_and_table_and_writes_an_svg(tmp_path,
     assert f"plot saved to {path.name}" in out
     root = ET.parse(path).getroot()
     assert root.tag == SVG + "svg"
-    # One marker per layer (0..6) plus the legend's; the theory is one unbroken line.
-    assert len(root.findall(f"{SVG}circle")) == 7 + 1
-    assert len(root.findall(f"{SVG}polyline")) == 2  # the curve and its legend sample
-    texts = "".join("".join(t.itertext()) for t in root.iter(f"{SVG}text"))
-    assert "layer l" in texts and "theory (infinite width)" in texts and "measured" in texts
+
+
+def test_variance_flow_figure_draws_theory_and_measurements():
+    from ntkbench.analysis.plots import variance_flow_figure
+
+    theory, measured = [1.0, 0.8, 0.75, 0.73], [1.0, 0.81, float("nan"), 0.7]
+    fig = variance_flow_figure("tanh", "xavier_normal", 512, theory, measured)
+    (ax,) = fig.axes
+    line, markers = ax.get_lines()
+    assert ax.get_yscale() == "log" and ax.get_xlabel() == "layer l"
+    assert list(line.get_ydata()) == theory and line.get_label() == "theory (infinite width)"
+    # The nan cannot sit on a log axis: left out, the others kept at their layers.
+    assert list(markers.get_xdata()) == [0, 1, 3] and markers.get_linestyle() == "None"
+    assert markers.get_label() == "measured (width 512)"
 
 
 def test_relu_he_reports_the_line_of_fixed_points_and_no_plot_writes_nothing(
