@@ -106,6 +106,24 @@ def mean_predictor(data: Dataset, metric: Any, loss: str) -> dict[str, float]:
     return {"train_loss": train_loss, "test_metric": float(metric.fn(pred, data.y_test))}
 
 
+def image_arrays(data: Dataset, prediction: np.ndarray) -> dict[str, np.ndarray]:
+    """The predicted image, the true image and the mask of training pixels, ``(H, W, C)``
+    float16 in raster order (values clipped to ``[0, 1]``) and ``(H, W)`` bool. The true
+    image is rebuilt from the train and test pixels, which together are every pixel once."""
+    h, w = data.grid.shape
+    pixels = {tuple(row): i for i, row in enumerate(np.round(data.grid.x, 12))}
+    truth = np.zeros((h * w, data.out_dim))
+    mask = np.zeros(h * w, dtype=bool)
+    for x, y, train in ((data.x_train, data.y_train, True), (data.x_test, data.y_test, False)):
+        index = [pixels[tuple(row)] for row in np.round(x, 12)]
+        truth[index] = np.asarray(y, dtype=float).reshape(len(x), -1)
+        mask[index] = train
+    shape = (h, w, data.out_dim)
+    return {"image_prediction": np.clip(prediction, 0, 1).reshape(shape).astype(np.float16),
+            "image_target": truth.reshape(shape).astype(np.float16),
+            "image_train_mask": mask.reshape(h, w)}
+
+
 class PeakMemory:
     """Peak resident memory of this process above its level at start, sampled every 5 ms.
 
@@ -393,6 +411,8 @@ def _run(trial: Trial, record: dict[str, Any]) -> None:
         if data.kind in m.kinds:
             record[name] = m.fn(pred_test, data.y_test)
             record[name.replace("test_", "train_", 1)] = m.fn(pred_train, data.y_train)
+    if data.grid is not None:  # an image task: the picture itself, for the report
+        record["arrays"] = image_arrays(data, net.predict(data.grid.x))
     record["status"] = "ok"
     record["error"] = None
     gpu_peak = net.peak_memory_mb()

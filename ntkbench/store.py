@@ -6,6 +6,8 @@ Layout of a run directory::
       run.json              manifest: suite, command, environment, grid size
       suite.yaml            the suite file as it was when the run started
       trials/<hash>.json    one record per finished trial (the source of truth)
+      trials/<hash>.npz     arrays of a trial too big for its record (an image task's
+                            predicted image), when it has any
       results.parquet       all records as one table (rewritten after each run)
 
 A record file appears only once it is complete (written to a temporary file, flushed, then
@@ -66,10 +68,37 @@ class RunStore:
     def record_path(self, trial_hash: str) -> Path:
         return self.records_dir / f"{trial_hash}.json"
 
+    def arrays_path(self, trial_hash: str) -> Path:
+        return self.records_dir / f"{trial_hash}.npz"
+
     def write(self, record: dict[str, Any]) -> Path:
+        """Write ``record`` as ``trials/<hash>.json``. Its ``arrays`` entry (name → numpy
+        array, e.g. a predicted image) goes to the side file ``trials/<hash>.npz`` instead, and
+        the record names it in ``arrays_file``."""
+        record = dict(record)
+        arrays = record.pop("arrays", None)
+        if arrays:
+            import numpy as np
+
+            target = self.arrays_path(record["trial_hash"])
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.stem}.tmp.npz")
+            np.savez_compressed(tmp, **arrays)
+            os.replace(tmp, target)
+            record["arrays_file"] = target.name
         path = self.record_path(record["trial_hash"])
         atomic_write_text(path, json.dumps(_json_safe(record), indent=1, sort_keys=True))
         return path
+
+    def arrays(self, trial_hash: str) -> dict[str, Any]:
+        """The side arrays of a trial (``{}`` when it has none)."""
+        import numpy as np
+
+        path = self.arrays_path(trial_hash)
+        if not path.is_file():
+            return {}
+        with np.load(path) as data:
+            return {name: data[name] for name in data.files}
 
     def records(self) -> Iterator[dict[str, Any]]:
         if not self.records_dir.is_dir():

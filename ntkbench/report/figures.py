@@ -244,6 +244,53 @@ def linearized_gap(df: pd.DataFrame, task: str, *, backend: str | None = None,
     return fig
 
 
+def image_prediction(df: pd.DataFrame, task: str, *, seed: int | None = None,
+                     backend: str | None = None) -> Figure:
+    """For an image task: the true image, the training pixels (the others grey), and each
+    initializer's predicted full image for one seed (the lowest by default), with its test
+    metric. Reads each trial's side file ``trials/<hash>.npz``, so ``df`` needs ``run_dir``
+    (as from :func:`ntkbench.report.site.load_runs`) and ``arrays_file``."""
+    from ntkbench.store import RunStore
+
+    rows = _ok(_trials(df, task, backend))
+    if "arrays_file" not in rows.columns or "run_dir" not in rows.columns:
+        raise ValueError("no predicted images recorded (image tasks only; needs the trials' "
+                         "run_dir and their trials/<hash>.npz side files)")
+    rows = rows[rows["arrays_file"].notna()]
+    if rows.empty:
+        raise ValueError(f"no trial of task {task!r} recorded a predicted image")
+    seed = int(rows["seed"].min()) if seed is None else seed
+    rows = rows[rows["seed"] == seed].sort_values("_label")
+    images = [(r["_label"], r, RunStore(r["run_dir"]).arrays(r["trial_hash"]))
+              for _, r in rows.iterrows()]
+    images = [(label, r, a) for label, r, a in images if "image_prediction" in a]
+    if not images:
+        raise ValueError("the side files of the trials are missing")
+    first = images[0][2]
+    truth = first["image_target"].astype(float)
+    mask = first["image_train_mask"]
+    observed = np.where(mask[..., None], truth, 0.5)
+    panels = [("ground truth", truth), (f"training pixels ({mask.mean():.0%})", observed)]
+    metric = str(rows["metric"].iloc[0]) if "metric" in rows.columns else "metric"
+    panels += [(f"{label}\n{metric} {format_metric(r['final_test_metric'])}",
+                a["image_prediction"].astype(float)) for label, r, a in images]
+    cols = min(4, len(panels))
+    n_rows = math.ceil(len(panels) / cols)
+    fig = Figure(figsize=(2.4 * cols, 2.5 * n_rows), layout="constrained")
+    for i, (title, image) in enumerate(panels):
+        ax = fig.add_subplot(n_rows, cols, i + 1)
+        ax.imshow(image.squeeze(), cmap="gray" if image.shape[-1] == 1 else None,
+                  vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(title, fontsize=8)
+        ax.set_axis_off()
+    fig.suptitle(f"{task}: predicted images, seed {seed}", fontsize=10)
+    return fig
+
+
+def format_metric(value: float) -> str:
+    return f"{value:.3g}" if value is not None and np.isfinite(value) else "—"
+
+
 def layer_share(df: pd.DataFrame, task: str, *, backend: str | None = None,
                 colors: dict[str, str] | None = None) -> Figure:
     """Per initializer, the share of tr K at initialisation contributed by each layer's

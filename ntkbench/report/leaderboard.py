@@ -129,8 +129,9 @@ def leaderboard(df: pd.DataFrame) -> list[TaskTable]:
         if superseded.get(table.task):
             table.notes.append(f"{superseded[table.task]} older record(s) of the same trial "
                                "(task, initializer, sweep, backend, seed) are superseded by "
-                               "the latest one, e.g. from a run with an earlier ntkbench "
-                               "version or measure settings.")
+                               "the latest one (from a run with an earlier ntkbench "
+                               "version or measure settings, or another run directory of "
+                               "the same report).")
     return tables
 
 

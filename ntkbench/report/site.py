@@ -232,6 +232,10 @@ def _task_body(table: TaskTable, trials: pd.DataFrame, predictors: pd.DataFrame,
         body += fig(f"{tag}-test-metric", lambda b=backend: figures.learning_curves(
             trials, task, quantity="test_metric", backend=b, colors=colors),
             f"{table.metric} against step: median over ok seeds, interquartile band")
+        if "arrays_file" in trials.columns and trials["arrays_file"].notna().any():
+            body += fig(f"{tag}-images", lambda b=backend: figures.image_prediction(
+                trials, task, backend=b), "Ground truth, the training pixels and each "
+                "initializer's prediction of the full image", wide=True)
         body.append(f"<h2>The kernel{esc(suffix)}</h2>")
         body += fig(f"{tag}-ntk", lambda b=backend: figures.ntk_curves(
             trials, task, backend=b, colors=colors),
