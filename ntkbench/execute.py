@@ -33,6 +33,7 @@ from ntkbench.models import CNN, MLP, Model
 from ntkbench.ntk.analytic import (
     analytic_method,
     converged_quadrature_points,
+    matched_analytic_kernels,
     matched_analytic_ntk,
 )
 from ntkbench.ntk.metrics import relative_drift, spectrum
@@ -104,6 +105,55 @@ def mean_predictor(data: Dataset, metric: Any, loss: str) -> dict[str, float]:
         train_loss = float(0.5 * np.sum((y - mean) ** 2) / len(y))
         pred = np.tile(mean, (n_test, 1))
     return {"train_loss": train_loss, "test_metric": float(metric.fn(pred, data.y_test))}
+
+
+KERNEL_REGRESSION_MAX_N = 4096  # train + test points; the kernels are (n_test + n_train) × n_train
+KERNEL_REGRESSION_QUADRATURE_MAX_N = 1024  # without a closed form each entry is a quadrature
+KERNEL_REGRESSION_RIDGE = 1e-8  # × λ_max: a jitter for the solve, not a regulariser
+
+
+def kernel_regression(trial: Trial, model: Model, weights: list[dict[str, np.ndarray]],
+                      data: Dataset, metric: Any) -> dict[str, Any]:
+    """The infinite-width limit of this initializer on this task: kernel regression with the
+    analytic NTK and NNGP moment-matched to the initial weights (per-layer variances), fitted
+    to the training targets and scored by the task's metric on the test set.
+
+    ``f(x) = K(x, X) (K(X, X) + r I)⁻¹ Y`` with ``Y`` the targets (one-hot for classification,
+    whose prediction is then the arg-max) and ``r = 1e-8 · λ_max``, a jitter that keeps the
+    solve stable without regularising. The inverse is taken through the eigendecomposition with
+    negative eigenvalues set to 0: they are round-off of the closed forms (``arccos`` near ±1
+    loses about √ε), a few 1e-10 λ_max, and left in they would make ``K + rI`` indefinite.
+    With the NTK this is the network trained to convergence by gradient flow in the
+    infinite-width limit (Jacot et al. 2018; Lee et al. 2019), up to the random initial
+    function, whose mean is 0; with the NNGP it is the exact Bayesian posterior mean of the
+    infinitely wide network (Lee et al. 2018).
+    Returns ``{"ntk_test_metric", "nngp_test_metric", "ridge"}`` or ``{"skipped": reason}``.
+    """
+    if not isinstance(model, MLP):
+        return {"skipped": "no infinite-width kernel for convolutional networks"}
+    n = data.n_train + len(data.x_test)
+    limit = (KERNEL_REGRESSION_MAX_N if analytic_method(model.activation) == "closed_form"
+             else KERNEL_REGRESSION_QUADRATURE_MAX_N)
+    if n > limit:
+        return {"skipped": f"{n} train + test points > {limit} for the "
+                           f"{analytic_method(model.activation)} kernels"}
+    y = _targets_matrix(data, data.y_train)
+    train = matched_analytic_kernels(model, weights, data.x_train)
+    cross = matched_analytic_kernels(model, weights, data.x_test, data.x_train)
+    out: dict[str, Any] = {"ridge": KERNEL_REGRESSION_RIDGE}
+    for name in ("ntk", "nngp"):
+        K, K_star = getattr(train, name), getattr(cross, name)
+        lam, U = np.linalg.eigh((K + K.T) / 2)
+        lam = np.maximum(lam, 0.0)
+        r = KERNEL_REGRESSION_RIDGE * float(lam[-1])
+        if not r > 0:
+            out[f"{name}_test_metric"] = None
+            continue
+        alpha = U @ ((U.T @ y) / (lam + r)[:, None])
+        pred = K_star @ alpha
+        out[f"{name}_test_metric"] = (float(metric.fn(pred, data.y_test))
+                                      if np.all(np.isfinite(pred)) else None)
+    return out
 
 
 def image_arrays(data: Dataset, prediction: np.ndarray) -> dict[str, np.ndarray]:
@@ -310,6 +360,8 @@ def _run(trial: Trial, record: dict[str, Any]) -> None:
     record.update(n_train=data.n_train, n_test=len(data.x_test), in_dim=data.in_dim,
                   out_dim=data.out_dim, n_params=model.n_params())
 
+    if trial.measure.analytic:  # before training, from the initial weights
+        record["kernel_regression"] = kernel_regression(trial, model, weights, data, metric)
     net = backend.Network(model, weights, dtype=trial.training.dtype, device=device)
     ntk_idx = np.arange(data.n_train)
     if data.n_train > trial.measure.ntk_max_n:

@@ -98,3 +98,82 @@ def test_a_sweep_over_the_data_gets_a_reference_row_per_sweep_label():
             for s in range(2)]
     (table,) = leaderboard(pd.DataFrame(rows))
     assert (table.numeric["status"] == "reference").sum() == 1
+
+
+def _kernel_task(kind):
+    rng = np.random.default_rng(5)
+    x, x_test = rng.normal(size=(60, 3)), rng.normal(size=(40, 3))
+    if kind == "classification":
+        f = lambda z: (z[:, 0] > 0).astype(int) + (z[:, 1] > 0.5)  # noqa: E731
+        return Dataset(x, f(x), x_test, f(x_test), kind="classification", n_classes=3)
+    f = lambda z: np.sin(z[:, :1]) + z[:, 1:2] ** 2  # noqa: E731
+    return Dataset(x, f(x), x_test, f(x_test))
+
+
+@pytest.mark.parametrize("kind, metric", [("regression", "test_mse"),
+                                          ("classification", "test_accuracy")])
+def test_kernel_regression_reference_matches_sklearn_kernel_ridge(kind, metric):
+    from sklearn.kernel_ridge import KernelRidge
+
+    import ntkbench as nb
+    from ntkbench.execute import KERNEL_REGRESSION_RIDGE, kernel_regression
+    from ntkbench.ntk.analytic import matched_analytic_kernels
+
+    data = _kernel_task(kind)
+    model = nb.MLP(in_dim=3, width=64, depth=2, out_dim=data.out_dim, activation="relu")
+    weights = nb.initialize(model, "he_normal", seed=0)
+    out = kernel_regression(tiny_trial(), model, weights, data, METRICS[metric])
+    y = np.eye(3)[data.y_train] if kind == "classification" else data.y_train
+    for name in ("ntk", "nngp"):
+        K = getattr(matched_analytic_kernels(model, weights, data.x_train), name)
+        K_star = getattr(matched_analytic_kernels(model, weights, data.x_test, data.x_train),
+                         name)
+        ridge = KernelRidge(alpha=KERNEL_REGRESSION_RIDGE * np.linalg.eigvalsh(K)[-1],
+                            kernel="precomputed").fit(K, y)
+        expected = METRICS[metric].fn(ridge.predict(K_star), data.y_test)
+        assert out[f"{name}_test_metric"] == pytest.approx(expected, rel=1e-6)
+    # It beats "no learning" on this smooth target.
+    better = out["ntk_test_metric"] < mean_predictor(data, METRICS[metric], "mse")["test_metric"]
+    assert better if kind == "regression" else out["ntk_test_metric"] > 0.5
+
+
+def test_kernel_regression_is_skipped_for_a_cnn_with_the_reason():
+    import ntkbench as nb
+    from ntkbench.execute import kernel_regression
+
+    cnn = nb.CNN(input_shape=(1, 4, 4), channels=(2,), out_dim=1)
+    out = kernel_regression(tiny_trial(), cnn, [], _kernel_task("regression"),
+                            METRICS["test_mse"])
+    assert "convolutional" in out["skipped"]
+
+
+def test_kernel_regression_survives_round_off_negative_eigenvalues():
+    # A bias-free ReLU network on 1-D inputs has a (numerically) rank-2 NTK whose closed form
+    # carries ~1e-10 λ_max negative eigenvalues; a jitter relative to the mean diagonal was
+    # below them and gave test MSEs in the hundreds. The limit must stay a sane fit.
+    import ntkbench as nb
+    from ntkbench.execute import kernel_regression
+
+    x = np.linspace(-1, 1, 256)[:, None]
+    y = np.sin(3 * x)
+    data = Dataset(x[::2], y[::2], x[1::2], y[1::2])
+    model = nb.MLP(in_dim=1, width=256, depth=2, out_dim=1, activation="relu", bias=False)
+    out = kernel_regression(tiny_trial(), model, nb.initialize(model, "he_normal", seed=0),
+                            data, METRICS["test_mse"])
+    # Bias-free: f(x) = a·x for x > 0 and b·x for x < 0, the best such fit, not garbage.
+    best = sum(np.sum((np.polyfit(xs, ys, 1)[0] * xs - ys) ** 2) for xs, ys in (
+        (data.x_test[data.x_test > 0], data.y_test[data.x_test > 0]),
+        (data.x_test[data.x_test < 0], data.y_test[data.x_test < 0]))) / len(data.x_test)
+    assert out["ntk_test_metric"] < 2 * best + 0.05
+
+
+def test_the_ntk_limit_column_averages_every_trial_that_computed_it():
+    rows = [dict(_trial("t", "x", s, 0.1, 1.0), **{"kernel_regression.ntk_test_metric": v,
+                                                   "kernel_regression.nngp_test_metric": 2 * v})
+            for s, v in enumerate([0.2, 0.4])]
+    rows[1]["status"] = "diverged"  # the limit comes from the initial weights: still counts
+    (table,) = leaderboard(pd.DataFrame(rows))
+    num = table.numeric.set_index("initializer").loc["x"]
+    assert num["ntk_limit_mean"] == pytest.approx(0.3)
+    assert num["nngp_limit_mean"] == pytest.approx(0.6)
+    assert table.rows[0][table.columns.index("NTK limit")] == "0.300 ± 0.14"

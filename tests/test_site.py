@@ -80,6 +80,18 @@ def test_spectrum_figure_is_the_median_stored_spectrum(df):
     assert len(final_ax.get_lines()) == len(INITS)
 
 
+def test_ntk_curves_show_alignment_residual_and_drift(df):
+    fig = figures.ntk_curves(df, "osc_high")
+    assert len(fig.axes) == 3
+    rows = df[(df.task == "osc_high") & (df.init_label == "he_normal")]
+    expected = np.median(np.vstack([np.asarray(v) for v in rows["ntk_centered_alignment"]]),
+                         axis=0)
+    steps = np.asarray(rows["ntk_step"].iloc[0])
+    (line,) = [ln for ln in fig.axes[0].get_lines() if ln.get_label().startswith("he_normal")]
+    np.testing.assert_allclose(line.get_ydata(), expected[steps > 0], rtol=1e-12)
+    assert fig.axes[2].get_yscale() == "symlog"
+
+
 def test_linearized_gap_figure_draws_train_and_test(df):
     fig = figures.linearized_gap(df, "osc_low")
     (ax,) = fig.axes

@@ -514,8 +514,24 @@ def matched_analytic_ntk(model: MLP, weights: list[dict[str, np.ndarray]], x1: A
         float64 ``(n1, n2)``: ``model.out_dim ×`` the per-output kernel, the quantity that
         :func:`ntkbench.empirical_ntk` returns.
     """
+    ntk = matched_analytic_kernels(model, weights, x1, x2,
+                                   quadrature_points=quadrature_points).ntk
+    return model.out_dim * ntk
+
+
+def matched_analytic_kernels(model: MLP, weights: list[dict[str, np.ndarray]], x1: ArrayLike,
+                             x2: ArrayLike | None = None, *,
+                             quadrature_points: int = DEFAULT_QUADRATURE_POINTS
+                             ) -> LayerwiseKernels:
+    """The infinite-width NNGP and NTK of one output of ``model``, moment-matched to
+    ``weights`` as in :func:`matched_analytic_ntk` (which is ``out_dim ×`` this ``ntk``).
+
+    Returns:
+        :class:`LayerwiseKernels` (``nngp``, ``ntk``, ``layers``), float64 ``(n1, n2)``.
+    """
     if not isinstance(model, MLP):
-        raise ValueError(f"matched_analytic_ntk needs an ntkbench.MLP, got {type(model).__name__}")
+        raise ValueError("matched analytic kernels need an ntkbench.MLP, got "
+                         f"{type(model).__name__}")
     layers = model.layers()
     if len(weights) != len(layers):
         raise ValueError(f"weights has {len(weights)} layers but the model has {len(layers)} "
@@ -544,9 +560,8 @@ def matched_analytic_ntk(model: MLP, weights: list[dict[str, np.ndarray]], x1: A
     x1 = np.asarray(x1, dtype=np.float64)
     if x1.ndim != 2 or x1.shape[1] != model.in_dim:
         raise ValueError(f"x1 must have shape (n, {model.in_dim}), got {x1.shape}")
-    ntk = layerwise_kernels(x1, x2, activation=model.activation,
-                            quadrature_points=quadrature_points, **constants).ntk
-    return model.out_dim * ntk
+    return layerwise_kernels(x1, x2, activation=model.activation,
+                             quadrature_points=quadrature_points, **constants)
 
 
 def relu_gram_two_layer(x1: ArrayLike, x2: ArrayLike | None = None,

@@ -136,34 +136,37 @@ def learning_curves(df: pd.DataFrame, task: str, *, quantity: str = "train_loss"
 
 def ntk_curves(df: pd.DataFrame, task: str, *, backend: str | None = None,
                colors: dict[str, str] | None = None) -> Figure:
-    """Two panels against the step of each NTK measurement: the alignment of the residual
-    with the kernel's top-10% eigenspace (Kopitkov & Indelman 2020), and the kernel drift
-    ‖K_t − K_0‖_F / ‖K_0‖_F; median and IQR over ok seeds."""
+    """Three panels against the step of each NTK measurement: the centred alignment of the
+    kernel with the targets, the alignment of the residual with the kernel's top-10%
+    eigenspace (Kopitkov & Indelman 2020), and the kernel drift ‖K_t − K_0‖_F / ‖K_0‖_F;
+    median and IQR over ok seeds."""
     rows = _ok(_trials(df, task, backend))
     colors = colors or palette(_labels(df))
-    fig = Figure(figsize=(SIZE[0] * 1.6, SIZE[1]), layout="constrained")
-    left, right = fig.subplots(1, 2)
+    fig = Figure(figsize=(SIZE[0] * 2.0, SIZE[1]), layout="constrained")
+    axes = fig.subplots(1, 3)
+    panels = (("ntk_centered_alignment", "centred kernel-target alignment", "alignment"),
+              ("ntk_residual_alignment", "residual in the top-10% eigenspace", "alignment"),
+              ("ntk_drift_curve", "drift ‖K_t − K_0‖_F / ‖K_0‖_F", "relative change"))
     drawn = 0
     for label, group in rows.groupby("_label", sort=True):
         color = colors.get(label, "k")
-        for ax, column in ((left, "ntk_residual_alignment"), (right, "ntk_drift_curve")):
+        for ax, (column, _, _) in zip(axes, panels, strict=True):
             if column not in group.columns:
                 continue
             x, Y = _stack(group, "ntk_step", column)
             if Y.size:
                 _band(ax, x, Y, color, label, positive=False)
-                drawn += ax is left
-    left.set_title("residual alignment with the top-10% NTK eigenspace", fontsize=9)
-    left.set_ylabel("alignment")
-    right.set_title("NTK drift ‖K_t − K_0‖_F / ‖K_0‖_F", fontsize=9)
-    right.set_ylabel("relative change")
-    right.set_yscale("symlog", linthresh=0.01)
-    for ax in (left, right):
+                drawn += ax is axes[0]
+    for ax, (_, title, ylabel) in zip(axes, panels, strict=True):
+        ax.set_title(title, fontsize=9)
+        ax.set_ylabel(ylabel)
         ax.set_xscale("log")
         ax.set_xlabel("step")
         ax.grid(True, alpha=0.3)
-    _legend(left, drawn)
-    fig.suptitle(f"{task}: the kernel during training", fontsize=10)
+    axes[2].set_yscale("symlog", linthresh=0.01)
+    axes[2].set_ylim(bottom=0)  # a drift is a norm ratio: no negative ticks
+    _legend(axes[0], drawn)
+    fig.suptitle(f"{task}: the kernel during training (median and IQR over seeds)", fontsize=10)
     return fig
 
 

@@ -10,6 +10,8 @@ Columns it reads, each optional except that the table must not be empty:
 - ``metric``, ``metric_goal`` (``min`` / ``max``), ``final_test_metric``;
 - ``steps_to_target`` (else ``steps_to_10pct``), ``ntk_init.centered_alignment``,
   ``ntk_drift``, ``wall_time_s``;
+- ``kernel_regression.ntk_test_metric`` (and ``.nngp_test_metric``, CSV only): the test metric
+  of kernel regression with the initializer's infinite-width NTK (NNGP), its kernel limit;
 - ``mean_predictor.test_metric``: the task's predict-the-mean reference, shown as a row
   ``ref`` below the ranked ones (one value per seed; it does not depend on the initializer).
 
@@ -63,13 +65,15 @@ SEEDS = "seeds"
 STEPS = "steps to 10%"
 STEPS_TARGET = "steps to target"
 REFERENCE = "predict the mean"
+NTK_LIMIT = "NTK limit"
 ALIGNMENT = "NTK align. (init)"
 DRIFT = "NTK drift"
 WALL_TIME = "wall time (s)"
 TEXT_COLUMNS = frozenset({INITIALIZER, BACKEND, SWEEP})  # left-aligned; the others are numbers
 
 # Source column in the results table → display column it feeds (omitted when the source is absent).
-OPTIONAL_SOURCES = {"steps_to_target": STEPS_TARGET, "steps_to_10pct": STEPS,
+OPTIONAL_SOURCES = {"kernel_regression.ntk_test_metric": NTK_LIMIT,
+                    "steps_to_target": STEPS_TARGET, "steps_to_10pct": STEPS,
                     "ntk_init.centered_alignment": ALIGNMENT,
                     "ntk_drift": DRIFT, "wall_time_s": WALL_TIME}
 
@@ -78,7 +82,7 @@ NUMERIC_COLUMNS = (
     "metric_mean", "metric_std", "metric_ci_low", "metric_ci_high", "metric_median",
     "metric_iqm", "ci_method", "top_group", "p_vs_best", "steps_to_target", "steps_to_10pct",
     "alignment_init_mean", "alignment_init_std",
-    "drift_mean", "drift_std", "wall_time_s",
+    "drift_mean", "drift_std", "wall_time_s", "ntk_limit_mean", "nngp_limit_mean",
     # Beyond the published schema: what a machine reader needs to interpret the above.
     "n_reached_target", "n_reached_10pct", "status",
 )
@@ -166,7 +170,7 @@ def _normalise(df: pd.DataFrame) -> pd.DataFrame:
     # Seeds pair trials across initializers; without a seed column every trial is its own seed.
     out["seed"] = df["seed"].to_numpy() if "seed" in df.columns else np.arange(len(df))
     for column in ("final_test_metric", "mean_predictor.test_metric", "worker_trial_index",
-                   *OPTIONAL_SOURCES):
+                   "kernel_regression.nngp_test_metric", *OPTIONAL_SOURCES):
         out[column] = _number(df, column)
     if "status" in df.columns:
         out["status"] = _text(df, "status", "failed")
@@ -209,6 +213,9 @@ def _group_stats(group: pd.DataFrame, goal: str) -> dict[str, Any]:
     metric_mean, metric_std, n_metric = _mean_std(ok["final_test_metric"])
     align_mean, align_std, n_align = _mean_std(group["ntk_init.centered_alignment"])
     drift_mean, drift_std, n_drift = _mean_std(ok["ntk_drift"])
+    # The kernel limit depends on the initial weights only: every trial that computed it.
+    ntk_limit = _mean_std(group["kernel_regression.ntk_test_metric"])
+    nngp_limit = _mean_std(group["kernel_regression.nngp_test_metric"])
     steps = {}
     for name in ("steps_to_target", "steps_to_10pct"):
         values = ok[name].to_numpy(dtype=float)
@@ -233,6 +240,8 @@ def _group_stats(group: pd.DataFrame, goal: str) -> dict[str, Any]:
         "n_reached_10pct": len(steps["steps_to_10pct"]),
         "alignment_init_mean": align_mean, "alignment_init_std": align_std, "n_align": n_align,
         "drift_mean": drift_mean, "drift_std": drift_std, "n_drift": n_drift,
+        "ntk_limit_mean": ntk_limit[0], "ntk_limit_std": ntk_limit[1], "n_ntk_limit": ntk_limit[2],
+        "nngp_limit_mean": nngp_limit[0],
         "wall_time_s": float(np.mean(wall)) if len(wall) else math.nan,
         "status": _status_summary(Counter(group["status"]), len(group)),
         "first_error": errors[0] if errors else "",
@@ -397,6 +406,8 @@ def _display_row(g: dict[str, Any], show_backend: bool, show_sweep: bool,
         DRIFT: format_mean_std(g["drift_mean"], g["drift_std"], g["n_drift"]) if ranked
         else MISSING,
         WALL_TIME: format_number(g["wall_time_s"]) if ranked else MISSING,
+        NTK_LIMIT: format_mean_std(g.get("ntk_limit_mean", math.nan),
+                                   g.get("ntk_limit_std", math.nan), g.get("n_ntk_limit", 0)),
     }
     return [_rank_cell(g), g["label"],
             *([g["backend"]] if show_backend else []), *([g["sweep"]] if show_sweep else []),

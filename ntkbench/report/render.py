@@ -36,6 +36,7 @@ from tabulate import DataRow, Line, TableFormat, tabulate
 from ntkbench.report.leaderboard import (
     ALIGNMENT,
     DRIFT,
+    NTK_LIMIT,
     NUMERIC_COLUMNS,
     REFERENCE,
     SEEDS,
@@ -72,6 +73,10 @@ LEGEND = (
                "names the method and adds the standard deviation, median and interquartile "
                "mean); mean ± sample standard deviation with 2 ok seeds, too few for an "
                "interval; a single value when only one seed is ok"),
+    (NTK_LIMIT, "the initializer's infinite-width limit: the test metric of kernel regression "
+                "with the analytic NTK moment-matched to its initial weights (the network "
+                "trained to convergence at infinite width), mean ± std over every seed that "
+                "computed it; the CSV adds the NNGP's (the Bayesian posterior mean)"),
     (STEPS_TARGET, "median training step at which the train loss first fell to 10% of the "
                    "task's predict-the-mean train loss (the loss of predicting the training "
                    "targets' mean, or the class frequencies): one target for every initializer "

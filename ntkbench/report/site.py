@@ -239,7 +239,8 @@ def _task_body(table: TaskTable, trials: pd.DataFrame, predictors: pd.DataFrame,
         body.append(f"<h2>The kernel{esc(suffix)}</h2>")
         body += fig(f"{tag}-ntk", lambda b=backend: figures.ntk_curves(
             trials, task, backend=b, colors=colors),
-            "Residual alignment with the top-10% NTK eigenspace and kernel drift over training",
+            "Kernel-target alignment, residual alignment with the top-10% NTK eigenspace and "
+            "kernel drift over training",
             wide=True)
         body += fig(f"{tag}-spectrum", lambda b=backend: figures.ntk_spectrum(
             trials, task, backend=b, colors=colors),
