@@ -24,6 +24,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ntkbench.report.across import AcrossTasks
+from ntkbench.report.numbers import format_number
 from ntkbench.report.predictors import MEASURES, OUTCOMES, spearman, spearman_ci
 
 SIZE = (6.4, 4.0)  # inches; about a column of an article at 100%
@@ -275,7 +276,7 @@ def image_prediction(df: pd.DataFrame, task: str, *, seed: int | None = None,
     observed = np.where(mask[..., None], truth, 0.5)
     panels = [("ground truth", truth), (f"training pixels ({mask.mean():.0%})", observed)]
     metric = str(rows["metric"].iloc[0]) if "metric" in rows.columns else "metric"
-    panels += [(f"{label}\n{metric} {format_metric(r['final_test_metric'])}",
+    panels += [(f"{label}\n{metric} {format_number(r['final_test_metric'])}",
                 a["image_prediction"].astype(float)) for label, r, a in images]
     cols = min(4, len(panels))
     n_rows = math.ceil(len(panels) / cols)
@@ -288,10 +289,6 @@ def image_prediction(df: pd.DataFrame, task: str, *, seed: int | None = None,
         ax.set_axis_off()
     fig.suptitle(f"{task}: predicted images, seed {seed}", fontsize=10)
     return fig
-
-
-def format_metric(value: float) -> str:
-    return f"{value:.3g}" if value is not None and np.isfinite(value) else "—"
 
 
 def layer_share(df: pd.DataFrame, task: str, *, backend: str | None = None,
