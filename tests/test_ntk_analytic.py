@@ -524,3 +524,12 @@ def test_quadrature_runs_in_bounded_blocks(monkeypatch):
     for a, b in zip(whole, blocked, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-13)
     assert peak < 4 * 2**20 < 1200 * 64**2 * 8
+
+
+def test_correlation_survives_variances_whose_product_overflows():
+    from ntkbench.ntk.analytic import _correlation
+
+    k = np.array([1e200, 1.0])
+    rho = _correlation(k, k, 0.5 * k)  # k11·k22 = 1e400 overflows; the correlation is 0.5
+    np.testing.assert_allclose(rho, [0.5, 0.5], rtol=1e-15)
+    assert _correlation(np.array([3.7]), np.array([3.7]), np.array([3.7]))[0] == 1.0

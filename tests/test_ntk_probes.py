@@ -133,6 +133,13 @@ def test_overflowing_init_is_diverged_not_failed_and_skips_the_linearized_probe(
                                    backend=backend))
     assert rec["status"] == "diverged", rec.get("error")
     assert "not finite" in rec["linearized"]["skipped"]
+    # The kernel limit is computed in float64: s_W² = 1e60 still fits (and ReLU kernel
+    # regression is scale-free, so it is a real number); 1e80 over three layers does not.
+    limit = rec["kernel_regression"]
+    if w_std == 1e30:
+        assert math.isfinite(limit["ntk_test_metric"])
+    else:
+        assert "not finite" in limit["skipped"]
 
 
 def test_complexity_uses_one_ridge_so_float32_and_float64_trials_agree(backend):

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+# render.FORMATS, spelled out: importing ntkbench.report (pandas) would add ~1 s to every
+# `ntkbench` command; tests/cli/test_cmd_leaderboard.py checks that the two agree.
 FORMATS = ("md", "html", "latex", "csv", "text")
 
 

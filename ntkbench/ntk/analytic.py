@@ -125,7 +125,10 @@ class LayerwiseKernels(NamedTuple):
 
 def _correlation(k11: np.ndarray, k22: np.ndarray, k12: np.ndarray) -> np.ndarray:
     """``ρ = k12/√(k11 k22)`` clipped to [−1, 1]; 0 where a variance vanishes."""
-    scale = np.sqrt(k11 * k22)
+    with np.errstate(over="ignore"):
+        scale = np.sqrt(k11 * k22)  # exactly k11 where k11 = k22 (ρ = 1 on the diagonal)
+    # Past √max(float64) the product overflows while each factor is finite: take the roots first.
+    scale = np.where(np.isinf(scale), np.sqrt(k11) * np.sqrt(k22), scale)
     positive = scale > 0
     rho = np.divide(k12, scale, out=np.zeros_like(scale), where=positive)
     return np.clip(rho, -1.0, 1.0)
@@ -140,7 +143,10 @@ def _relu_expectations(k11, k22, k12) -> Expectations:
     """
     rho = _correlation(k11, k22, k12)
     theta = np.arccos(rho)
-    scale = np.sqrt(k11 * k22)
+    with np.errstate(over="ignore"):
+        scale = np.sqrt(k11 * k22)  # exactly k11 where k11 = k22 (ρ = 1 on the diagonal)
+    # Past √max(float64) the product overflows while each factor is finite: take the roots first.
+    scale = np.where(np.isinf(scale), np.sqrt(k11) * np.sqrt(k22), scale)
     value = scale / (2 * np.pi) * (np.sqrt(1.0 - rho * rho) + (np.pi - theta) * rho)
     slope = np.where(scale > 0, (np.pi - theta) / (2 * np.pi), 0.0)
     return value, slope

@@ -38,7 +38,9 @@ def palette(labels: Sequence[str]) -> dict[str, str]:
     return {label: _CYCLE[i % len(_CYCLE)] for i, label in enumerate(sorted(set(labels)))}
 
 
-def _labels(df: pd.DataFrame) -> pd.Series:
+def trial_labels(df: pd.DataFrame) -> pd.Series:
+    """Each trial's initializer label (a sweep's ``init_label``, else the initializer's name):
+    the key of the legend and of :func:`palette`."""
     if "init_label" in df.columns:
         label = df["init_label"].astype(object)
         return label.where(label.notna() & (label != ""), df.get("initializer", "?")).map(str)
@@ -52,7 +54,7 @@ def _trials(df: pd.DataFrame, task: str, backend: str | None) -> pd.DataFrame:
     if rows.empty:
         raise ValueError(f"no trials of task {task!r}"
                          + (f" on backend {backend!r}" if backend else ""))
-    rows = rows.assign(_label=_labels(rows))
+    rows = rows.assign(_label=trial_labels(rows))
     return rows
 
 
@@ -60,7 +62,7 @@ def _ok(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[rows["status"] == "ok"] if "status" in rows.columns else rows
 
 
-def _is_curve(value: object) -> bool:
+def is_curve(value: object) -> bool:
     """A non-empty list or array (a trial without the curve has ``None`` or ``nan``)."""
     return isinstance(value, (list, tuple, np.ndarray)) and len(value) > 0
 
@@ -70,7 +72,7 @@ def _stack(rows: pd.DataFrame, x_col: str, y_col: str) -> tuple[np.ndarray, np.n
     (in log-x for positive x); returns ``(x, Y)`` with one row of ``Y`` per trial."""
     curves = [(np.asarray(x, dtype=float), np.asarray(y, dtype=float))
               for x, y in zip(rows[x_col], rows[y_col], strict=True)
-              if _is_curve(x) and _is_curve(y) and len(x) == len(y)]
+              if is_curve(x) and is_curve(y) and len(x) == len(y)]
     if not curves:
         return np.array([]), np.empty((0, 0))
     x0 = max(curves, key=lambda c: len(c[0]))[0]
@@ -106,7 +108,7 @@ def learning_curves(df: pd.DataFrame, task: str, *, quantity: str = "train_loss"
     Step 0 cannot sit on a log axis, so the curves start at step 1."""
     column = {"train_loss": "curve_train_loss", "test_metric": "curve_test_metric"}[quantity]
     rows = _ok(_trials(df, task, backend))
-    colors = colors or palette(_labels(df))
+    colors = colors or palette(trial_labels(df))
     fig = Figure(figsize=SIZE, layout="constrained")
     ax = fig.add_subplot()
     drawn = 0
@@ -142,7 +144,7 @@ def ntk_curves(df: pd.DataFrame, task: str, *, backend: str | None = None,
     eigenspace (Kopitkov & Indelman 2020), and the kernel drift ‖K_t − K_0‖_F / ‖K_0‖_F;
     median and IQR over ok seeds."""
     rows = _ok(_trials(df, task, backend))
-    colors = colors or palette(_labels(df))
+    colors = colors or palette(trial_labels(df))
     fig = Figure(figsize=(SIZE[0] * 2.0, SIZE[1]), layout="constrained")
     axes = fig.subplots(1, 3)
     panels = (("ntk_centered_alignment", "centred kernel-target alignment", "alignment"),
@@ -178,7 +180,7 @@ def ntk_spectrum(df: pd.DataFrame, task: str, *, backend: str | None = None,
     band. Eigenvalues are stored at log-spaced ranks (``ntk_spectrum_rank``); zeros (round-off)
     are left out of the log axis."""
     rows = _ok(_trials(df, task, backend))
-    colors = colors or palette(_labels(df))
+    colors = colors or palette(trial_labels(df))
     if "ntk_spectrum_rank" not in rows.columns:
         raise ValueError("the trials recorded no spectrum (ntk_spectrum_rank; ntkbench >= 0.4 "
                          "with NTK checkpoints)")
@@ -211,7 +213,7 @@ def linearized_gap(df: pd.DataFrame, task: str, *, backend: str | None = None,
     step; median over ok seeds. Only trials where the linearized model applies recorded it
     (full-batch GD on MSE, see ``linearized.skipped``)."""
     rows = _ok(_trials(df, task, backend))
-    colors = colors or palette(_labels(df))
+    colors = colors or palette(trial_labels(df))
     if "curve_lin_gap_train" not in rows.columns:
         raise ValueError("the trials recorded no linearization gap (the closed form needs "
                          "full-batch gradient descent on MSE; see linearized.skipped)")
@@ -219,7 +221,7 @@ def linearized_gap(df: pd.DataFrame, task: str, *, backend: str | None = None,
     ax = fig.add_subplot()
     drawn, clipped = 0, False
     for label, group in rows.groupby("_label", sort=True):
-        group = group[group["curve_lin_gap_train"].map(_is_curve)]
+        group = group[group["curve_lin_gap_train"].map(is_curve)]
         color = colors.get(label, "k")
         for column, style in (("curve_lin_gap_train", "-"), ("curve_lin_gap_test", "--")):
             x, Y = _stack(group, "curve_step", column)
@@ -296,14 +298,14 @@ def layer_share(df: pd.DataFrame, task: str, *, backend: str | None = None,
     """Per initializer, the share of tr K at initialisation contributed by each layer's
     parameters (mean over every trial that measured it), as grouped bars."""
     rows = _trials(df, task, backend)
-    colors = colors or palette(_labels(df))
+    colors = colors or palette(trial_labels(df))
     fig = Figure(figsize=SIZE, layout="constrained")
     ax = fig.add_subplot()
     shares = {}
     if "ntk_init_layer_share" in rows.columns:
         for label, group in rows.groupby("_label", sort=True):
             arrays = [np.asarray(v, dtype=float) for v in group["ntk_init_layer_share"]
-                      if _is_curve(v)]
+                      if is_curve(v)]
             if arrays and len({len(a) for a in arrays}) == 1:
                 shares[label] = np.mean(arrays, axis=0)
     width = 0.8 / max(len(shares), 1)
@@ -327,7 +329,7 @@ def predictor_scatter(df: pd.DataFrame, task: str, measure: str = "ntk_init.cent
     initializer, with Spearman's ρ and its 95% bootstrap CI in the title (see
     :mod:`ntkbench.report.predictors`). Trials that never reached 10% are drawn at the top."""
     rows = _ok(_trials(df, task, backend))
-    colors = colors or palette(_labels(df))
+    colors = colors or palette(trial_labels(df))
     fig = Figure(figsize=SIZE, layout="constrained")
     ax = fig.add_subplot()
     x = pd.to_numeric(rows.get(measure), errors="coerce").to_numpy(dtype=float)

@@ -117,7 +117,7 @@ def build_site(run_dirs: Sequence[str | Path], out: str | Path,
     tables = leaderboard(df)
     summaries = across_tasks(tables)
     predictors = ntk_predictors(latest)
-    colors = figures.palette(figures._labels(latest))
+    colors = figures.palette(figures.trial_labels(latest))
     fig = _Figures(out, progress)
     pages = [(t.task, f"task-{_slug(t.task)}.html") for t in tables]
     nav = [("index", "index.html"), *pages]
@@ -258,7 +258,7 @@ def _task_body(table: TaskTable, trials: pd.DataFrame, predictors: pd.DataFrame,
 
 
 def _has_curve(trials: pd.DataFrame, column: str) -> bool:
-    return column in trials.columns and bool(trials[column].map(figures._is_curve).any())
+    return column in trials.columns and bool(trials[column].map(figures.is_curve).any())
 
 
 def _predictor_section(task, trials, predictors: pd.DataFrame, fig: _Figures, colors

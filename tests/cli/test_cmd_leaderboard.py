@@ -29,3 +29,17 @@ def test_each_format_to_stdout_and_file(run_dir, tmp_path, capsys, fmt, marker, 
 def test_missing_run_dir_exit_2(tmp_path, capsys):
     assert main(["leaderboard", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_formats_are_the_renderers_formats():
+    import subprocess
+    import sys
+
+    from ntkbench.cli.cmd_leaderboard import FORMATS
+    from ntkbench.report.render import FORMATS as RENDERED
+
+    assert FORMATS == RENDERED
+    # The reason the CLI spells them out: the command line stays free of pandas until used.
+    code = "import sys, ntkbench.cli.main; print('pandas' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
