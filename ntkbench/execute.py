@@ -45,6 +45,7 @@ from ntkbench.ntk.probes import (
     linearization_skip_reason,
     spectrum_ranks,
 )
+from ntkbench.ntk.regression import RIDGE, kernel_predict
 
 
 def log_steps(total: int, count: int) -> list[int]:
@@ -109,7 +110,7 @@ def mean_predictor(data: Dataset, metric: Any, loss: str) -> dict[str, float]:
 
 KERNEL_REGRESSION_MAX_N = 4096  # train + test points; the kernels are (n_test + n_train) × n_train
 KERNEL_REGRESSION_QUADRATURE_MAX_N = 1024  # without a closed form each entry is a quadrature
-KERNEL_REGRESSION_RIDGE = 1e-8  # × λ_max: a jitter for the solve, not a regulariser
+KERNEL_REGRESSION_RIDGE = RIDGE  # × λ_max: a jitter for the solve, not a regulariser
 
 
 def kernel_regression(trial: Trial, model: Model, weights: list[dict[str, np.ndarray]],
@@ -118,15 +119,9 @@ def kernel_regression(trial: Trial, model: Model, weights: list[dict[str, np.nda
     analytic NTK and NNGP moment-matched to the initial weights (per-layer variances), fitted
     to the training targets and scored by the task's metric on the test set.
 
-    ``f(x) = K(x, X) (K(X, X) + r I)⁻¹ Y`` with ``Y`` the targets (one-hot for classification,
-    whose prediction is then the arg-max) and ``r = 1e-8 · λ_max``, a jitter that keeps the
-    solve stable without regularising. The inverse is taken through the eigendecomposition with
-    negative eigenvalues set to 0: they are round-off of the closed forms (``arccos`` near ±1
-    loses about √ε), a few 1e-10 λ_max, and left in they would make ``K + rI`` indefinite.
-    With the NTK this is the network trained to convergence by gradient flow in the
-    infinite-width limit (Jacot et al. 2018; Lee et al. 2019), up to the random initial
-    function, whose mean is 0; with the NNGP it is the exact Bayesian posterior mean of the
-    infinitely wide network (Lee et al. 2018).
+    The targets are one-hot for classification (the prediction is then the arg-max); the
+    solve is :func:`ntkbench.ntk.regression.kernel_predict` (its docstring: the jitter, the
+    clipped eigenvalues, and what the prediction means for the NTK and the NNGP).
     Returns ``{"ntk_test_metric", "nngp_test_metric", "ridge"}`` or ``{"skipped": reason}``.
     """
     if not isinstance(model, MLP):
@@ -146,17 +141,10 @@ def kernel_regression(trial: Trial, model: Model, weights: list[dict[str, np.nda
                            "(the initial per-layer variances overflow)"}
     out: dict[str, Any] = {"ridge": KERNEL_REGRESSION_RIDGE}
     for name in ("ntk", "nngp"):
-        K, K_star = getattr(train, name), getattr(cross, name)
-        lam, U = np.linalg.eigh((K + K.T) / 2)
-        lam = np.maximum(lam, 0.0)
-        r = KERNEL_REGRESSION_RIDGE * float(lam[-1])
-        if not r > 0:
-            out[f"{name}_test_metric"] = None
-            continue
-        alpha = U @ ((U.T @ y) / (lam + r)[:, None])
-        pred = K_star @ alpha
-        out[f"{name}_test_metric"] = (float(metric.fn(pred, data.y_test))
-                                      if np.all(np.isfinite(pred)) else None)
+        pred = kernel_predict(getattr(train, name), getattr(cross, name), y,
+                              KERNEL_REGRESSION_RIDGE)
+        out[f"{name}_test_metric"] = (None if pred is None
+                                      else float(metric.fn(pred, data.y_test)))
     return out
 
 

@@ -34,7 +34,7 @@ BUILTINS = (
     "zeros", "ones", "constant", "normal", "uniform", "xavier_normal", "xavier_uniform",
     "he_normal", "he_uniform", "kaiming_normal", "kaiming_uniform", "lecun_normal", "orthogonal",
     "delta_orthogonal", "truncated_normal", "lecun_uniform", "identity", "eye", "torch_default",
-    "flax_default", "zerO", "siren",
+    "flax_default", "zerO", "siren", "scaled_orthogonal",
 )
 DETERMINISTIC = ("zeros", "ones", "constant", "identity", "eye", "zerO")
 RANDOM = tuple(n for n in BUILTINS if n not in DETERMINISTIC)
@@ -254,6 +254,17 @@ def test_orthogonal_is_orthonormal(shape: tuple[int, ...], gain: float) -> None:
     m = w.reshape(shape[0], -1)
     gram = m.T @ m if m.shape[0] >= m.shape[1] else m @ m.T
     np.testing.assert_allclose(gram, gain**2 * np.eye(len(gram)), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("shape", ORTHO_SHAPES)
+def test_scaled_orthogonal_is_orthogonal_with_unit_variance_entries(shape: tuple[int, ...]):
+    w = draw("scaled_orthogonal", shape, seed=4, gain=1.5)
+    # The same Haar matrix as orthogonal's, rescaled by √max(rows, cols): every entry then has
+    # mean square exactly gain² (the Gram matrix is gain²·max·I on the smaller side).
+    big = max(shape[0], math.prod(shape[1:]))
+    np.testing.assert_allclose(w, math.sqrt(big) * draw("orthogonal", shape, seed=4, gain=1.5,
+                                                        conv="flatten"), rtol=1e-12)
+    assert np.mean(w ** 2) == pytest.approx(1.5 ** 2, rel=1e-10)
 
 
 @pytest.mark.parametrize("shape", ORTHO_SHAPES)

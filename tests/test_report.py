@@ -347,3 +347,32 @@ def test_wall_time_leaves_out_each_workers_first_trial():
     num = leaderboard(pd.DataFrame(rows))[0].numeric.set_index("initializer")
     assert num.loc["a", "wall_time_s"] == pytest.approx(3.0)
     assert num.loc["b", "wall_time_s"] == pytest.approx(9.0)  # only a first trial: kept
+
+
+def test_discrimination_checks_gap_against_twice_the_largest_seed_std():
+    from ntkbench.report import discrimination, leaderboard
+    from ntkbench.report.discrimination import render_discrimination
+
+    def rows(task, metric, goal, values, reached=True):
+        return [{"task": task, "initializer": init, "backend": "torch", "seed": seed,
+                 "status": "ok", "metric": metric, "metric_goal": goal,
+                 "final_test_metric": v, "steps_to_10pct": 5.0 if reached else float("nan"),
+                 "steps_to_target": float("nan")}
+                for init, seeds in values.items() for seed, v in enumerate(seeds)]
+    df = pd.DataFrame(
+        rows("wide", "test_mse", "min", {"a": [1.0, 1.2, 1.1], "b": [2.0, 2.1, 1.9]})
+        + rows("narrow", "test_accuracy", "max", {"a": [0.9, 0.8, 0.85], "b": [0.8, 0.9, 0.8]})
+        + rows("stuck", "test_mse", "min", {"a": [1.0, 1.0, 1.0], "b": [3.0, 3.0, 3.0]},
+               reached=False))
+    check = discrimination(leaderboard(df)).set_index("task")
+    # wide: gap 0.9, largest std 0.1 -> ratio 4.5; narrow: gap 0.85 - 0.8333 = 0.0167 vs
+    # 2 * 0.0577 -> 0.144; stuck: zero std (ratio inf) but no seed reached 10%.
+    assert check.loc["wide", "ratio"] == pytest.approx(0.9 / 0.2)
+    assert check.loc["wide", ["best", "worst"]].tolist() == ["a", "b"]
+    assert check.loc["narrow", "ratio"] == pytest.approx((0.85 - 2.5 / 3) /
+                                                         (2 * np.std([0.8, 0.9, 0.8], ddof=1)))
+    assert check.loc["narrow", "best"] == "a"
+    assert check["discriminates"].to_dict() == {"wide": True, "narrow": False, "stuck": False}
+    text = render_discrimination(check.reset_index(), "md")
+    assert "| wide" in text and "NO" in text
+    assert render_discrimination(check.reset_index(), "csv").startswith("task,")

@@ -437,3 +437,13 @@ def test_an_architecture_sweep_without_a_task_of_its_kind_is_an_error(write):
     (problem,) = info.value.problems
     assert problem.field == "sweep.model.channels"
     assert "applies to model kind: cnn, and no task in this suite has one" in problem.message
+
+
+def test_every_shipped_suite_validates():
+    from ntkbench.spec import load_suite
+
+    suites = sorted((Path(__file__).resolve().parents[1] / "suites").glob("*.yaml"))
+    assert {p.stem for p in suites} >= {"full", "orthogonal_ntk", "wide_deep", "go_init",
+                                       "receptive_fields", "spectrum_alignment"}
+    for path in suites:
+        assert load_suite(path).name == path.stem, path

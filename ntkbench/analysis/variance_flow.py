@@ -50,8 +50,10 @@ __all__ = [
     "FixedPoint",
     "FixedPoints",
     "Gain",
+    "activation_derivative",
     "activation_function",
     "fixed_points",
+    "gaussian_mean",
     "iterate",
     "map_slope",
     "measured_flow",
@@ -101,6 +103,23 @@ def activation_function(activation: str) -> Callable[[np.ndarray], np.ndarray]:
     return _ACTIVATIONS[activation]
 
 
+_DERIVATIVES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "relu": lambda u: (np.asarray(u) > 0).astype(np.float64),  # 0 at the kink, as torch
+    "tanh": lambda u: 1.0 - np.tanh(u) ** 2,
+    "erf": lambda u: (2.0 / math.sqrt(math.pi)) * np.exp(-np.square(u)),
+    "gelu": lambda u: (0.5 * (1.0 + _erf(u / math.sqrt(2.0)))
+                       + u * np.exp(-0.5 * np.square(u)) / math.sqrt(2.0 * math.pi)),
+    "sin": np.cos,
+    "linear": lambda u: np.ones_like(u, dtype=np.float64),
+}
+
+
+def activation_derivative(activation: str) -> Callable[[np.ndarray], np.ndarray]:
+    """``φ′`` as a float64 numpy function (relu: the step, 0 at 0)."""
+    activation_function(activation)
+    return _DERIVATIVES[activation]
+
+
 @lru_cache(maxsize=64)
 def _half_line_rule(panels: int) -> tuple[np.ndarray, np.ndarray]:
     """Nodes on ``(0, Z_MAX)`` and weights × the standard normal density there."""
@@ -109,6 +128,21 @@ def _half_line_rule(panels: int) -> tuple[np.ndarray, np.ndarray]:
     z = (np.arange(panels)[:, None] * h + (x + 1.0) * (h / 2)).ravel()
     weights = np.tile(w * (h / 2), panels) * np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
     return z, weights
+
+
+def gaussian_mean(f: Callable[[np.ndarray], np.ndarray], sigma: float) -> float:
+    """``E[f(σ z)]`` for ``z ~ N(0, 1)`` by the composite Gauss–Legendre rule of the module
+    docstring (panels no wider than 2 units of ``f``'s argument, an edge at 0)."""
+    sigma = float(sigma)
+    if not sigma >= 0:
+        raise ValueError(f"sigma must be >= 0, got {sigma!r}")
+    if sigma == 0:
+        return float(f(np.zeros(1))[0])
+    panels = int(min(MAX_PANELS, max(MIN_PANELS, np.ceil(Z_MAX * sigma / PANEL_WIDTH))))
+    z, w = _half_line_rule(panels)
+    u = sigma * z
+    with np.errstate(over="ignore", invalid="ignore"):  # σ beyond float range gives inf
+        return float(w @ (f(u) + f(-u)))
 
 
 def second_moment(activation: str, sigma: float) -> float:
@@ -121,16 +155,7 @@ def second_moment(activation: str, sigma: float) -> float:
     See the module docstring for the rule and its accuracy.
     """
     phi = activation_function(activation)
-    sigma = float(sigma)
-    if not sigma >= 0:
-        raise ValueError(f"sigma must be >= 0, got {sigma!r}")
-    if sigma == 0:
-        return float(phi(np.zeros(1))[0] ** 2)
-    panels = int(min(MAX_PANELS, max(MIN_PANELS, np.ceil(Z_MAX * sigma / PANEL_WIDTH))))
-    z, w = _half_line_rule(panels)
-    u = sigma * z
-    with np.errstate(over="ignore", invalid="ignore"):  # σ beyond float range gives inf
-        return float(w @ (phi(u) ** 2 + phi(-u) ** 2))
+    return gaussian_mean(lambda u: phi(u) ** 2, sigma)
 
 
 def variance_map(activation: str, c: float) -> Callable[[float], float]:

@@ -1,4 +1,5 @@
-"""``ntkbench analyze ANALYSIS``: analyses of a network at initialization, without training.
+"""``ntkbench analyze ANALYSIS``: analyses without training (a network at initialization, or
+its infinite-width limit).
 
 Each analysis is a sub-command with its own options (``ntkbench analyze variance-flow ...``);
 add one by adding its parser in :func:`add_parser` and its function to :data:`ANALYSES`.
@@ -11,6 +12,7 @@ import json
 import math
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +22,10 @@ Z = 5.0  # standard errors of the estimated gain within which g(s)/s − 1 count
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("analyze", help="analyses at initialization (variance-flow)",
-                       description="Analyses of a network at initialization that need no "
-                       "training.")
+    p = sub.add_parser("analyze", help="analyses (variance-flow, isometry, deep-limit, "
+                       "width)",
+                       description="Analyses that need no training (a network at "
+                       "initialization, or its infinite-width limit), and fits over a run.")
     analyses = p.add_subparsers(dest="analysis", metavar="ANALYSIS", required=True)
     vf = analyses.add_parser(
         "variance-flow", help="infinite-width variance map vs a finite network, per layer",
@@ -32,39 +35,112 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "its fixed points with their stability and, layer by layer, the theory beside the "
         "measured RMS of a finite MLP (standard parameterization, zero biases) initialised by "
         "that initializer; save an SVG plot.")
-    vf.add_argument("--activation", required=True, help=f"one of {', '.join(ACTIVATIONS)}")
-    vf.add_argument("--init", required=True, metavar="NAME",
-                    help="a registered initializer (see: ntkbench list initializers)")
-    vf.add_argument("--init-param", action="append", default=[], metavar="KEY=VALUE",
-                    help="initializer parameter, e.g. --init-param gain=2 (repeatable; the "
-                    "value is read as YAML)")
-    vf.add_argument("--depth", type=int, default=20, help="hidden layers (default: 20, >= 2)")
-    vf.add_argument("--width", type=int, default=512, help="units per hidden layer "
-                    "(default: 512)")
-    vf.add_argument("--in-dim", type=int, default=None,
-                    help="input dimension (default: the width)")
-    vf.add_argument("--n-inputs", type=int, default=256,
-                    help="Gaussian inputs of RMS 1 pushed through the network (default: 256)")
-    vf.add_argument("--seed", type=int, default=0, help="seed of the weights and inputs")
-    vf.add_argument("--backend", default="torch",
-                    help="where a data-dependent initializer (lsuv, go, metainit, ...) "
-                    "calibrates, on the Gaussian inputs with targets 0 (default: torch)")
+    _network_arguments(vf)
     plot = vf.add_mutually_exclusive_group()
     plot.add_argument("--plot", metavar="PATH", help="figure to write, SVG, PDF or PNG by its "
                       "extension (default: variance_flow_<activation>_<init>.svg in the "
                       "current directory)")
     plot.add_argument("--no-plot", action="store_true", help="write no plot")
     vf.add_argument("--json", action="store_true",
-                    help="print the result as JSON instead of the table")
+                   help="print the result as JSON instead of the table")
+    iso = analyses.add_parser(
+        "isometry", help="singular values of the input-output Jacobian, per depth",
+        description="Dynamical isometry at initialization: the squared singular values of "
+        "the Jacobian J_l = ∂x_l/∂x_0 of each hidden layer's post-activations with respect to "
+        "the input, for a finite MLP (standard parameterization, zero biases; in-dim = width "
+        "by default, so every layer is square): their mean m₁ and variance σ² per depth and "
+        "the largest singular value, beside the free-probability prediction of Pennington, "
+        "Schoenholz & Ganguli (2017) from each layer's weight spectrum and the variance map. "
+        "Isometric means m₁ ≈ 1 and σ² ≈ 0 at every depth.")
+    _network_arguments(iso)
+    iso.set_defaults(n_inputs=32)
+    iso.add_argument("--input-rms", type=float, default=1.0,
+                     help="RMS of the Gaussian inputs (default: 1); small inputs put tanh "
+                     "near its linear regime, where orthogonal weights can be isometric")
+    plot = iso.add_mutually_exclusive_group()
+    plot.add_argument("--plot", metavar="PATH", help="figure to write, SVG, PDF or PNG by its "
+                      "extension (default: isometry_<activation>_<init>.svg in the current "
+                      "directory)")
+    plot.add_argument("--no-plot", action="store_true", help="write no plot")
+    iso.add_argument("--json", action="store_true",
+                     help="print the result as JSON instead of the table")
+    deep = analyses.add_parser(
+        "deep-limit", help="kernel-regression classifier of a binary task vs depth",
+        description="The infinite-width ReLU network (critical scale σ_w² = 2, no biases) "
+        "as a classifier of a binary task as its depth grows: per depth, the test accuracy of "
+        "NTK (or NNGP) kernel regression on ±1 targets, its agreement with the majority vote "
+        "of the training labels, and the mean and spread of the normalised off-diagonal "
+        "kernel, which for the NTK tends to 1/4 (the classifier tends to the majority vote).")
+    deep.add_argument("--task", default="mnist_binary",
+                      help="a task YAML file or a task name (./tasks, then the built-in "
+                      "tasks) with two classes or ±1 targets (default: mnist_binary)")
+    deep.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                      help="override a data parameter of the task, e.g. --param n_train=200 "
+                      "(repeatable; the value is read as YAML)")
+    deep.add_argument("--depths", default="1,2,4,8,16,32,64,128,256,512",
+                      help="comma-separated hidden-layer counts (default: powers of 2 to 512)")
+    deep.add_argument("--kernel", choices=("ntk", "nngp"), default="ntk")
+    deep.add_argument("--seed", type=int, default=0, help="seed of the data split")
+    plot = deep.add_mutually_exclusive_group()
+    plot.add_argument("--plot", metavar="PATH", help="figure to write (default: "
+                      "deep_limit_<task>_<kernel>.svg in the current directory)")
+    plot.add_argument("--no-plot", action="store_true", help="write no plot")
+    deep.add_argument("--json", action="store_true",
+                      help="print the result as JSON instead of the table")
+    width = analyses.add_parser(
+        "width", help="power-law fit of an NTK measurement against the swept width",
+        description="For a run that sweeps model.width: fit y ≈ a·width^p per task and "
+        "initializer by least squares on the logs (every ok trial one point), with the 95% "
+        "CI of the exponent p. The default measurement, the relative distance of the "
+        "empirical NTK at init to its infinite-width value, shrinks as width^(-1/2).")
+    width.add_argument("run_dir", help="a run directory written by `ntkbench run`")
+    width.add_argument("--measure", default="ntk_init.analytic_distance",
+                       help="a results column, e.g. ntk_drift or linearized.gap_test "
+                       "(default: ntk_init.analytic_distance)")
+    width.add_argument("--json", action="store_true",
+                       help="print the fits as JSON instead of the table")
     p.set_defaults(func=run)
+
+
+def _network_arguments(p: argparse.ArgumentParser) -> None:
+    """The options that pick the network at initialization, shared by the analyses."""
+    p.add_argument("--activation", required=True, help=f"one of {', '.join(ACTIVATIONS)}")
+    p.add_argument("--init", required=True, metavar="NAME",
+                   help="a registered initializer (see: ntkbench list initializers)")
+    p.add_argument("--init-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="initializer parameter, e.g. --init-param gain=2 (repeatable; the "
+                   "value is read as YAML)")
+    p.add_argument("--depth", type=int, default=20,
+                   help="hidden layers (default: 20; variance-flow needs >= 2)")
+    p.add_argument("--width", type=int, default=512, help="units per hidden layer "
+                   "(default: 512)")
+    p.add_argument("--in-dim", type=int, default=None,
+                   help="input dimension (default: the width)")
+    p.add_argument("--n-inputs", type=int, default=256,
+                   help="Gaussian inputs of RMS 1 pushed through the network (default: 256)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and inputs")
+    p.add_argument("--backend", default="torch",
+                   help="where a data-dependent initializer (lsuv, go, metainit, ...) "
+                   "calibrates, on the Gaussian inputs with targets 0 (default: torch)")
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     return ANALYSES[args.analysis](args)
 
 
-def variance_flow(args: argparse.Namespace) -> int:
-    """Run ``analyze variance-flow`` and print its table (or JSON); returns the exit code."""
+@dataclass
+class _Network:
+    """The network an analysis looks at: an MLP with zero biases under standard
+    parameterization, its initial weights and the Gaussian analysis inputs (RMS 1)."""
+
+    model: Any
+    weights: Any
+    x: Any
+    params: dict[str, Any]
+
+
+def _network(args: argparse.Namespace, *, min_depth: int) -> _Network:
+    """Build the :class:`_Network` of the options of :func:`_network_arguments`."""
     import numpy as np
 
     from ntkbench import registry
@@ -82,20 +158,15 @@ def variance_flow(args: argparse.Namespace) -> int:
     except registry.RegistryError as exc:
         raise ValueError(f"{exc} (see: ntkbench list initializers)") from None
     params = _parse_params(args.init_param)
-    if args.depth < 2:
-        raise ValueError(f"--depth must be >= 2, got {args.depth}: the gain c is measured on "
-                         "the width×width hidden layers 2..depth")
-    depth = args.depth
+    if args.depth < min_depth:
+        raise ValueError(f"--depth must be >= {min_depth}, got {args.depth}"
+                         + (": the gain c is measured on the width×width hidden layers "
+                            "2..depth" if min_depth == 2 else ""))
     width = integer("--width", args.width, minimum=1)
     in_dim = integer("--in-dim", width if args.in_dim is None else args.in_dim, minimum=1)
     n_inputs = integer("--n-inputs", args.n_inputs, minimum=1)
-    plot_path = None if args.no_plot else Path(
-        args.plot or f"variance_flow_{args.activation}_{args.init}.svg")
-    if plot_path is not None and not plot_path.parent.is_dir():
-        raise FileNotFoundError(f"cannot write the plot to {str(plot_path)!r}: folder "
-                                f"{str(plot_path.parent)!r} does not exist")
-
-    model = MLP(in_dim=in_dim, width=width, depth=depth, activation=args.activation, bias=False)
+    model = MLP(in_dim=in_dim, width=width, depth=args.depth, activation=args.activation,
+                bias=False)
     # A stream of its own: the weights draw from SeedSequence([seed, layer]).
     rng = np.random.default_rng(np.random.SeedSequence(args.seed, spawn_key=(1,)))
     x = vf.unit_rms_inputs(n_inputs, in_dim, rng)
@@ -103,6 +174,27 @@ def variance_flow(args: argparse.Namespace) -> int:
     if is_data_dependent(entry.obj):  # calibrated on the analysis inputs, targets 0
         batch, probe = make_batch(model, x), backend_probe(model, args.backend)
     weights = initialize_with(model, entry, args.seed, params, batch=batch, probe=probe)
+    return _Network(model, weights, x, params)
+
+
+def _plot_path(args: argparse.Namespace, stem: str) -> Path | None:
+    """Where the figure goes (``None`` with ``--no-plot``); its folder must exist."""
+    path = None if args.no_plot else Path(
+        args.plot or f"{stem}_{args.activation}_{args.init}.svg")
+    if path is not None and not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write the plot to {str(path)!r}: folder "
+                                f"{str(path.parent)!r} does not exist")
+    return path
+
+
+def variance_flow(args: argparse.Namespace) -> int:
+    """Run ``analyze variance-flow`` and print its table (or JSON); returns the exit code."""
+    from ntkbench.analysis import variance_flow as vf
+
+    net = _network(args, min_depth=2)
+    plot_path = _plot_path(args, "variance_flow")
+    model, weights, x, params = net.model, net.weights, net.x, net.params
+    depth, width, in_dim, n_inputs = model.depth, model.width, model.in_dim, len(x)
     gain = vf.weight_gain(model, weights, range(1, depth))
     first = vf.weight_gain(model, weights, [0])
     rtol = max(Z * gain.stderr / gain.value, 1e-9) if gain.value > 0 else 1e-9
@@ -125,7 +217,7 @@ def variance_flow(args: argparse.Namespace) -> int:
                          "points": [{"s": p.s, "slope": p.slope, "stable": p.stable,
                                      "marginal": p.marginal} for p in points.points]},
         "layers": [{"layer": layer, "theory": _finite(t), "measured": _finite(m),
-                    "ratio": _ratio(m, t)}
+                   "ratio": _ratio(m, t)}
                    for layer, (t, m) in enumerate(zip(theory, measured, strict=True))],
         "plot": None if plot_path is None else str(plot_path),
     }
@@ -136,17 +228,163 @@ def variance_flow(args: argparse.Namespace) -> int:
     return 0
 
 
-ANALYSES: dict[str, Callable[[argparse.Namespace], int]] = {"variance-flow": variance_flow}
+def isometry(args: argparse.Namespace) -> int:
+    """Run ``analyze isometry`` and print its table (or JSON); returns the exit code."""
+    from ntkbench.analysis import isometry as iso
+    from ntkbench.checks import positive
+
+    rms = positive("--input-rms", args.input_rms)
+    net = _network(args, min_depth=1)
+    plot_path = _plot_path(args, "isometry")
+    model = net.model
+    measured = iso.jacobian_spectrum(model, net.weights, rms * net.x)
+    square = model.in_dim == model.width
+    theory = iso.free_probability_prediction(model, net.weights, rms) if square else None
+    if plot_path is not None:
+        from ntkbench.analysis.plots import isometry_figure
+
+        isometry_figure(args.activation, args.init, model.width, measured,
+                        theory).savefig(plot_path)
+    result = {
+        "activation": args.activation, "init": args.init, "init_params": net.params,
+        "depth": model.depth, "width": model.width, "in_dim": model.in_dim,
+        "n_inputs": len(net.x), "input_rms": rms, "seed": args.seed,
+        "layers": [{"layer": layer + 1, "mean_sq": _finite(measured.mean_sq[layer]),
+                   "var_sq": _finite(measured.var_sq[layer]),
+                   "max_sv": _finite(measured.max_sv[layer]),
+                   "theory_mean_sq": None if theory is None else _finite(theory[0][layer]),
+                   "theory_var_sq": None if theory is None else _finite(theory[1][layer])}
+                   for layer in range(model.depth)],
+        "plot": None if plot_path is None else str(plot_path),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+        return 0
+    print(f"dynamical isometry: {args.activation} MLP, {args.init} weights, depth "
+          f"{model.depth}, width {model.width}, in_dim {model.in_dim}; {len(net.x)} inputs "
+          f"of RMS {rms:g}, seed {args.seed}")
+    print("λ = squared singular values of J_l = ∂x_l/∂x_0; m₁ = mean λ, σ² = Var λ "
+          "(pooled over inputs); theory: free probability (Pennington et al. 2017)")
+    print(f"{'layer':>5}  {'m₁':>9}  {'theory':>9}  {'σ²':>9}  {'theory':>9}  {'max s':>9}")
+    for row in result["layers"]:
+        print(f"{row['layer']:>5}  {_fmt(row['mean_sq']):>9}  {_fmt(row['theory_mean_sq']):>9}"
+              f"  {_fmt(row['var_sq']):>9}  {_fmt(row['theory_var_sq']):>9}"
+              f"  {_fmt(row['max_sv']):>9}")
+    if not square:
+        print(f"no theory: the first layer is {model.width}×{model.in_dim}, not square "
+              "(use --in-dim = --width)")
+    if plot_path is not None:
+        print(f"plot saved to {plot_path}")
+    return 0
 
 
-def _parse_params(items: list[str]) -> dict[str, Any]:
+def _task_config(name: str):
+    """A task by file path or by name (``./tasks/<name>.yaml``, then the built-in tasks)."""
+    from ntkbench.spec import load_task, task_search_dirs
+
+    path = Path(name)
+    if not (path.is_file() or path.suffix or "/" in name):
+        for folder in task_search_dirs(Path.cwd() / "suite.yaml"):
+            if (folder / f"{name}.yaml").is_file():
+                path = folder / f"{name}.yaml"
+                break
+    if not path.is_file():
+        raise FileNotFoundError(f"no task {name!r}: not a file, and no {name}.yaml in ./tasks "
+                                "or the built-in tasks (see: ntkbench list tasks)")
+    return load_task(path)
+
+
+def deep_limit(args: argparse.Namespace) -> int:
+    """Run ``analyze deep-limit`` and print its table (or JSON); returns the exit code."""
+    from ntkbench import registry
+    from ntkbench.analysis.deep_limit import deep_limit_curve
+
+    task = _task_config(args.task)
+    params = {**task.data.params, **_parse_params(args.param, option="--param")}
+    try:
+        depths = [int(d) for d in args.depths.split(",") if d.strip()]
+    except ValueError:
+        raise ValueError(f"--depths expects integers separated by commas, got "
+                         f"{args.depths!r}") from None
+    if not depths or min(depths) < 1:
+        raise ValueError(f"--depths must list hidden-layer counts >= 1, got {args.depths!r}")
+    plot_path = None if args.no_plot else Path(
+        args.plot or f"deep_limit_{task.name}_{args.kernel}.svg")
+    if plot_path is not None and not plot_path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write the plot to {str(plot_path)!r}: folder "
+                                f"{str(plot_path.parent)!r} does not exist")
+    data = registry.tasks.get(task.data.generator).obj(seed=args.seed, **params)
+    curve = deep_limit_curve(data.x_train, data.y_train, data.x_test, data.y_test, depths,
+                             kernel=args.kernel)
+    if plot_path is not None:
+        from ntkbench.analysis.plots import deep_limit_figure
+
+        deep_limit_figure(curve, f"{task.name} ({data.n_train} train, "
+                          f"{len(data.x_test)} test)", args.kernel).savefig(plot_path)
+    result = {"task": task.name, "data_params": params, "seed": args.seed,
+              "kernel": args.kernel, "n_train": int(data.n_train),
+              "n_test": int(len(data.x_test)), "rows": curve.to_dict(orient="records"),
+              "plot": None if plot_path is None else str(plot_path)}
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+        return 0
+    print(f"deep-limit classifier: {args.kernel.upper()} kernel regression of ReLU networks "
+          f"(σ_w² = 2, no biases) on {task.name}, {data.n_train} train / {len(data.x_test)} "
+          f"test points, ±1 targets, seed {args.seed}")
+    print(f"{'depth':>6}  {'test acc.':>9}  {'= majority':>10}  {'off-diag mean':>13}  "
+          f"{'off-diag std':>12}")
+    for row in result["rows"]:
+        print(f"{row['depth']:>6}  {_fmt(row['test_accuracy'], '.4f'):>9}  "
+              f"{_fmt(row['majority_agreement'], '.4f'):>10}  "
+              f"{_fmt(row['offdiag_mean'], '.4f'):>13}  {_fmt(row['offdiag_std'], '.2e'):>12}")
+    print(f"majority vote of the training labels scores {curve['majority_accuracy'].iloc[0]:.4f}"
+          "; '= majority': share of test points classified as the majority class; off-diag: "
+          "K_ij/√(K_ii K_jj), i ≠ j, on the training set (NTK → 1/4, NNGP → 1 with depth)")
+    if plot_path is not None:
+        print(f"plot saved to {plot_path}")
+    return 0
+
+
+def width_fit(args: argparse.Namespace) -> int:
+    """Run ``analyze width`` and print its table (or JSON); returns the exit code."""
+    from ntkbench.report.width import width_convergence
+    from ntkbench.store import load_results
+
+    fits = width_convergence(load_results(args.run_dir), args.measure)
+    if args.json:
+        print(json.dumps(fits.to_dict(orient="records"), indent=2, default=str))
+        return 0
+    from tabulate import tabulate
+
+    print(f"{args.measure} ≈ a · width^p, least squares on the logs (95% CI of p)")
+    rows = [[r.task, r.initializer, *([r.backend] if fits["backend"].nunique() > 1 else []),
+             ",".join(map(str, r.widths)), r.n_points,
+             f"{_fmt(_finite(r.exponent), '.3f')} [{_fmt(_finite(r.exponent_ci_low), '.3f')}, "
+             f"{_fmt(_finite(r.exponent_ci_high), '.3f')}]",
+             _fmt(_finite(r.prefactor), '.3g'), _fmt(_finite(r.r_squared), '.3f')]
+            for r in fits.itertuples()]
+    headers = ["task", "initializer", *(["backend"] if fits["backend"].nunique() > 1 else []),
+               "widths", "points", "exponent p [95% CI]", "a", "R²"]
+    print(tabulate(rows, headers, disable_numparse=True))
+    return 0
+
+
+ANALYSES: dict[str, Callable[[argparse.Namespace], int]] = {"variance-flow": variance_flow,
+                                                           "isometry": isometry,
+                                                           "deep-limit": deep_limit,
+                                                           "width": width_fit}
+
+
+def _parse_params(items: list[str], option: str = "--init-param") -> dict[str, Any]:
     import yaml
 
     params: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--init-param expects KEY=VALUE (e.g. gain=2), got {item!r}")
+            raise ValueError(f"{option} expects KEY=VALUE (e.g. "
+                             f"{'gain=2' if option == '--init-param' else 'n_train=200'}), "
+                             f"got {item!r}")
         try:
             params[key.strip()] = yaml.safe_load(value)
         except yaml.YAMLError:

@@ -19,6 +19,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", help="a run directory written by `ntkbench run`")
     p.add_argument("--format", choices=FORMATS, default="md")
     p.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
+    p.add_argument("--discrimination", action="store_true",
+                   help="instead of the leaderboard, check per task whether the suite tells "
+                        "initializers apart (best-worst gap vs twice the largest seed std, "
+                        "training reaching 10%% of its initial loss); md, csv or text")
     p.set_defaults(func=run)
 
 
@@ -26,7 +30,14 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     from ntkbench.report import render
     from ntkbench.store import load_results
 
-    text = render(load_results(args.run_dir), args.format)
+    df = load_results(args.run_dir)
+    if args.discrimination:
+        from ntkbench.report import leaderboard
+        from ntkbench.report.discrimination import discrimination, render_discrimination
+
+        text = render_discrimination(discrimination(leaderboard(df)), args.format)
+    else:
+        text = render(df, args.format)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text if text.endswith("\n") else text + "\n")

@@ -305,6 +305,28 @@ def orthogonal(
     return scale * _haar(shape[0], math.prod(shape[1:]), rng).reshape(shape)
 
 
+@registry.initializers.register("scaled_orthogonal")
+def scaled_orthogonal(
+    shape: Shape, rng: np.random.Generator, *, layer: LayerInfo, gain: float = 1.0
+) -> np.ndarray:
+    """Orthogonal weights with entries of variance gain², the counterpart of normal(std=gain).
+
+    ``W = gain · √max(rows, cols) · Q`` with ``Q`` Haar (semi-)orthogonal as in
+    :func:`orthogonal` (convolutions: flattened to ``(out, in·kh·kw)``), so ``WᵀW`` or ``WWᵀ``
+    is ``gain² · max(rows, cols) · I`` and the mean squared entry is exactly ``gain²``. Under
+    NTK parameterization (forward multiplier ``w_std/√fan_in``) this is the orthogonal
+    initialization of Huang, Du & Xu 2021, "On the Neural Tangent Kernel of Deep Networks with
+    Orthogonal Initialization" (IJCAI), beside the Gaussian ``normal(std=1)`` of Jacot et al.
+    """
+    scale = nonnegative("gain", gain)
+    shape = tuple(shape)
+    if len(shape) < 2:
+        raise ValueError(f"scaled_orthogonal needs a weight shape with at least 2 dimensions, "
+                         f"got {shape}")
+    rows, cols = shape[0], math.prod(shape[1:])
+    return (scale * math.sqrt(max(rows, cols)) * _haar(rows, cols, rng)).reshape(shape)
+
+
 @registry.initializers.register("delta_orthogonal")
 def delta_orthogonal(
     shape: Shape, rng: np.random.Generator, *, layer: LayerInfo, gain: float = 1.0

@@ -6,6 +6,7 @@
 >>> print(nb.report.render(df, "md"))          # or "html", "latex", "csv", "text"
 >>> summary = nb.report.across_tasks(nb.report.leaderboard(df))   # per backend
 >>> nb.report.ntk_predictors(df)               # Spearman ρ: NTK at init vs outcome
+>>> nb.report.discrimination(nb.report.leaderboard(df))  # does each task separate them?
 >>> fig = nb.report.figures.learning_curves(df, "oscillatory_1d")  # a matplotlib Figure
 >>> nb.report.build_site(["results/default"], "site")              # the static site
 
@@ -20,6 +21,7 @@ import pandas as pd
 
 from ntkbench.report import stats
 from ntkbench.report.across import AcrossTasks, across_tasks
+from ntkbench.report.discrimination import discrimination
 from ntkbench.report.leaderboard import NUMERIC_COLUMNS, TaskTable, leaderboard
 from ntkbench.report.numbers import format_mean_ci, format_mean_std, format_number
 from ntkbench.report.predictors import ntk_predictors
@@ -32,6 +34,7 @@ __all__ = [
     "TaskTable",
     "across_tasks",
     "build_site",
+    "discrimination",
     "figures",
     "format_mean_ci",
     "format_mean_std",

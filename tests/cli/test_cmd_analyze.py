@@ -125,3 +125,67 @@ def test_a_data_dependent_initializer_is_calibrated_on_the_analysis_inputs(capsy
     expected = vf.second_moment("tanh", 1.0) ** 0.5
     for layer in layers[1:]:
         assert abs(layer["measured"] - expected) < 0.02, layer
+
+
+def test_isometry_prints_measured_and_predicted_moments_and_json_agrees(tmp_path, capsys):
+    argv = ["analyze", "isometry", "--activation", "linear", "--init", "orthogonal",
+            "--init-param", "gain=1.1", "--depth", "3", "--width", "32", "--n-inputs", "4",
+            "--plot", str(tmp_path / "iso.svg")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    rows = _rows(out)
+    assert [int(r[0]) for r in rows] == [1, 2, 3]
+    # Orthogonal linear layers: m₁ = gain^(2l) measured and predicted, σ² = 0, max s = gain^l.
+    for layer, row in enumerate(rows, start=1):
+        assert float(row[1]) == pytest.approx(1.1 ** (2 * layer), rel=1e-3)
+        assert float(row[2]) == pytest.approx(1.1 ** (2 * layer), rel=1e-3)
+        assert abs(float(row[3])) < 1e-9 and abs(float(row[4])) < 1e-9
+        assert float(row[5]) == pytest.approx(1.1 ** layer, rel=1e-3)
+    assert ET.parse(tmp_path / "iso.svg").getroot().tag == SVG + "svg"
+    assert main([*argv[:-2], "--no-plot", "--json", "--input-rms", "0.5"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["input_rms"] == 0.5 and r["plot"] is None
+    # Inputs of RMS 0.5 through linear layers: the Jacobian does not depend on them.
+    assert [row["theory_mean_sq"] for row in r["layers"]] == pytest.approx(
+        [1.1 ** (2 * layer) for layer in (1, 2, 3)], rel=1e-12)
+
+
+def test_deep_limit_on_a_task_file_prints_one_row_per_depth(tmp_path, capsys):
+    task = tmp_path / "tiny.yaml"
+    task.write_text("name: tiny\ndata:\n  generator: digits\n  params: {classes: [3, 8], "
+                    "targets: pm1, n_train: 60, n_test: 40}\nmetric: test_mse\n")
+    argv = ["analyze", "deep-limit", "--task", str(task), "--depths", "1,2048",
+            "--param", "n_test=30", "--plot", str(tmp_path / "deep.svg")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "60 train / 30 test" in out
+    rows = [line.split() for line in out.splitlines() if line.split()
+            and line.split()[0].isdigit()]
+    assert [int(r[0]) for r in rows] == [1, 2048]
+    # 3 vs 8 from 60 digits: the shallow kernel classifies (0.87); at depth 2048 every test
+    # point gets the majority class (its accuracy 0.43) and the kernel is near its limit 1/4.
+    assert float(rows[0][1]) > 0.8 and float(rows[0][2]) < 0.8
+    assert float(rows[1][2]) == 1.0 and float(rows[1][1]) < 0.5
+    assert abs(float(rows[1][3]) - 0.25) < 3e-3
+    assert (tmp_path / "deep.svg").is_file()
+    assert main([*argv[:4], "--depths", "1,x", "--no-plot"]) == 2
+    assert "--depths expects integers" in capsys.readouterr().err
+
+
+def test_width_fit_reads_a_run_directory(tmp_path, capsys):
+    from conftest import tiny_trial
+
+    from ntkbench.config import ModelConfig, TrainingConfig
+    from ntkbench.runner import run_trials
+
+    trials = [tiny_trial(seed=s, model=ModelConfig(width=w, depth=1, activation="relu",
+                                                   parameterization="ntk"),
+                         training=TrainingConfig(lr=0.1, steps=1))
+              for w in (32, 512) for s in range(2)]
+    run_trials(trials, tmp_path, progress=False)
+    assert main(["analyze", "width", str(tmp_path), "--json"]) == 0
+    (fit,) = json.loads(capsys.readouterr().out)
+    assert fit["widths"] == [32, 512] and fit["n_points"] == 4
+    assert -1.0 < fit["exponent"] < -0.2  # n^(-1/2) within the noise of 4 points
+    assert main(["analyze", "width", str(tmp_path)]) == 0
+    assert "exponent p [95% CI]" in capsys.readouterr().out
