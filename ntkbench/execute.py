@@ -36,13 +36,14 @@ from ntkbench.ntk.analytic import (
     matched_analytic_kernels,
     matched_analytic_ntk,
 )
-from ntkbench.ntk.metrics import relative_drift, spectrum
+from ntkbench.ntk.metrics import band_edges, relative_drift, spectral_energy, spectrum
 from ntkbench.ntk.probes import (
     LinearizedProbe,
     NonFiniteInit,
     kernel_checkpoint,
     layer_shares,
     linearization_skip_reason,
+    residual,
     spectrum_ranks,
 )
 from ntkbench.ntk.regression import RIDGE, kernel_predict
@@ -133,9 +134,19 @@ def kernel_regression(trial: Trial, model: Model, weights: list[dict[str, np.nda
         return {"skipped": f"{n} train + test points > {limit} for the "
                            f"{analytic_method(model.activation)} kernels"}
     y = _targets_matrix(data, data.y_train)
+    points: dict[str, int] = {}
+    if analytic_method(model.activation) == "quadrature":
+        # Quadrature loses accuracy as the variances grow (a GO or large-gain tanh network):
+        # the same convergence check as the analytic distance, or no limit at all.
+        n_points, converged = converged_quadrature_points(model, weights, data.x_train,
+                                                          rtol=1e-3, max_points=128)
+        if not converged:
+            return {"skipped": "the quadrature of the analytic kernels did not converge within "
+                               "128 points (large pre-activation variances)"}
+        points = {"quadrature_points": max(n_points, 2)}
     with np.errstate(over="ignore", invalid="ignore"):  # huge initial variances: inf, checked
-        train = matched_analytic_kernels(model, weights, data.x_train)
-        cross = matched_analytic_kernels(model, weights, data.x_test, data.x_train)
+        train = matched_analytic_kernels(model, weights, data.x_train, **points)
+        cross = matched_analytic_kernels(model, weights, data.x_test, data.x_train, **points)
     if not all(np.all(np.isfinite(k)) for k in (train.ntk, train.nngp, cross.ntk, cross.nngp)):
         return {"skipped": "the analytic kernels are not finite in float64 "
                            "(the initial per-layer variances overflow)"}
@@ -369,8 +380,10 @@ def _run(trial: Trial, record: dict[str, Any]) -> None:
     curves: dict[str, list] = {k: [] for k in (
         "curve_step", "curve_train_loss", "curve_test_metric",
         "ntk_step", "ntk_centered_alignment", "ntk_top1_alignment",
-        "ntk_residual_alignment", "ntk_drift_curve")}
+        "ntk_residual_alignment", "ntk_target_alignment", "ntk_output_alignment",
+        "ntk_residual_band_energy", "ntk_drift_curve")}
     k0: list[np.ndarray] = []
+    spec0: list = []  # the spectrum of the NTK at init (None when not finite)
     linear = _linearized_probe(trial, data, net, loss_steps, record)
     if linear is not None:
         curves.update(curve_lin_gap_train=[], curve_lin_gap_test=[])
@@ -402,8 +415,17 @@ def _run(trial: Trial, record: dict[str, Any]) -> None:
                     record["ntk_init_spectrum"] = record["ntk_final_spectrum"]
             if not k0:
                 k0.append(K)
+                spec0.append(spec)
                 record["ntk_init"] = summary
+                if spec is not None:
+                    record["ntk_band_edges"] = band_edges(len(K)).tolist()
                 _analytic_distance(trial, model, weights, x_ntk, K, record)
+            res = residual(y_ntk, net.predict(x_ntk), data.kind)
+            curves["ntk_residual_band_energy"].append(  # in the eigenbasis of the NTK at init
+                spectral_energy(spec0[0], res).tolist()
+                if spec0[0] is not None and np.all(np.isfinite(res)) else None)
+            curves["ntk_target_alignment"].append(summary["top10pct_alignment"])
+            curves["ntk_output_alignment"].append(summary["output_top10pct_alignment"])
             drift = relative_drift(K, k0[0])
             curves["ntk_step"].append(step)
             curves["ntk_centered_alignment"].append(summary["centered_alignment"])

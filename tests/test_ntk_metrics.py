@@ -499,3 +499,54 @@ def test_ntk_summary_ridge_regularises_only_the_complexity():
         {k: v for k, v in plain.items() if k != "rkhs_norm_complexity"})
     with pytest.raises(ValueError, match="ridge"):
         ntk_summary(K, y, ridge=-1.0)
+
+
+def test_spectral_energy_splits_the_norm_over_octave_bands_of_eigenvectors():
+    from ntkbench.ntk.metrics import band_edges, spectral_energy, spectrum
+
+    assert band_edges(20).tolist() == [0, 1, 2, 4, 8, 16, 20]
+    assert band_edges(1).tolist() == [0, 1] and band_edges(2).tolist() == [0, 1, 2]
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(20, 20))
+    spec = spectrum(A @ A.T)
+    phi = rng.normal(size=(20, 3))
+    energy = spectral_energy(spec, phi)
+    assert energy.sum() == pytest.approx(np.sum(phi ** 2), rel=1e-12)
+    # An eigenvector lands wholly in its band: rank 5 (0-based 4) is in band [4, 8).
+    np.testing.assert_allclose(spectral_energy(spec, 2 * spec.eigenvectors[:, 4]),
+                               [0, 0, 0, 4, 0, 0], atol=1e-12)
+    # Gradient descent on a fixed kernel: r ← (I − ηK/n) r multiplies coefficient i by
+    # (1 − ηλ_i/n) per step, so each band's energy is Σ_i c_i² (1 − ηλ_i/n)^(2t).
+    K, r0, eta, t = A @ A.T / 20, rng.normal(size=20), 0.5, 7
+    spec = spectrum(K)
+    r = r0.copy()
+    for _ in range(t):
+        r = r - eta * K @ r / 20
+    c2 = (spec.eigenvectors.T @ r0) ** 2 * (1 - eta * spec.eigenvalues / 20) ** (2 * t)
+    edges = band_edges(20)
+    np.testing.assert_allclose(spectral_energy(spec, r),
+                               [c2[a:b].sum() for a, b in zip(edges[:-1], edges[1:], strict=True)],
+                               rtol=1e-9, atol=1e-12)
+
+
+def test_wide_network_residual_bands_decay_at_the_kernel_rate(backend):
+    # Width 4096 under NTK parameterization: the kernel barely moves, so the residual's
+    # energy on the top eigenvector of K_0 (and the next) decays as (1 − ηλ/n)^(2t).
+    from conftest import tiny_trial
+
+    from ntkbench.config import MeasureConfig, ModelConfig, TrainingConfig
+    from ntkbench.runner import run_trial
+
+    eta = 0.5
+    rec = run_trial(tiny_trial(
+        model=ModelConfig(width=4096, depth=1, activation="relu", parameterization="ntk"),
+        training=TrainingConfig(lr=eta, steps=40, dtype="float64"),
+        measure=MeasureConfig(checkpoints=5, ntk_checkpoints=3), backend=backend))
+    lam, n = np.array(rec["ntk_init_spectrum"]), rec["ntk_n"]
+    energy = np.array(rec["ntk_residual_band_energy"])
+    t = rec["ntk_step"][1]
+    assert rec["ntk_band_edges"][:3] == [0, 1, 2] and t > 0
+    for band in (0, 1):  # ranks 1 and 2, one eigenvector each
+        expected = energy[0, band] * (1 - eta * lam[band] / n) ** (2 * t)
+        assert energy[1, band] == pytest.approx(expected, rel=0.05)
+    assert len(rec["ntk_target_alignment"]) == len(rec["ntk_output_alignment"]) == 3

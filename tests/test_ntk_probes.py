@@ -162,6 +162,10 @@ def test_analytic_distance_uses_enough_quadrature_points_or_none(backend):
                                backend=backend))
     assert big["ntk_analytic_converged"] is False
     assert math.isnan(big["ntk_init"]["analytic_distance"])
+    # The kernel limit makes the same check (it once scored GO's tanh nets at MSE 1e5 from an
+    # unconverged rule); the moderate network keeps a finite limit.
+    assert "did not converge" in big["kernel_regression"]["skipped"]
+    assert math.isfinite(rec["kernel_regression"]["ntk_test_metric"])
     import ntkbench as nb
     from ntkbench.ntk.analytic import matched_analytic_ntk
     m = nb.MLP(in_dim=1, width=8, depth=1, activation="tanh", parameterization="ntk", w_std=1.5)

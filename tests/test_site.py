@@ -82,14 +82,35 @@ def test_spectrum_figure_is_the_median_stored_spectrum(df):
 
 def test_ntk_curves_show_alignment_residual_and_drift(df):
     fig = figures.ntk_curves(df, "osc_high")
-    assert len(fig.axes) == 3
+    assert len(fig.axes) == 4
     rows = df[(df.task == "osc_high") & (df.init_label == "he_normal")]
     expected = np.median(np.vstack([np.asarray(v) for v in rows["ntk_centered_alignment"]]),
                          axis=0)
     steps = np.asarray(rows["ntk_step"].iloc[0])
     (line,) = [ln for ln in fig.axes[0].get_lines() if ln.get_label().startswith("he_normal")]
     np.testing.assert_allclose(line.get_ydata(), expected[steps > 0], rtol=1e-12)
-    assert fig.axes[2].get_yscale() == "symlog"
+    assert fig.axes[3].get_yscale() == "symlog"
+
+
+def test_residual_spectrum_is_the_median_band_energy_relative_to_step_0(df):
+    fig = figures.residual_spectrum(df, "osc_low")
+    assert [ax.get_title() for ax in fig.axes] == sorted(INITS)
+    rows = df[(df.task == "osc_low") & (df.init_label == "lecun_normal")]
+    energy = np.stack([np.asarray(e, dtype=float) for e in rows["ntk_residual_band_energy"]])
+    expected = np.median(energy / energy[:, :1, :], axis=0)
+    ax = fig.axes[sorted(INITS).index("lecun_normal")]
+    lines = ax.get_lines()
+    assert len(lines) == energy.shape[2]  # one line per band
+    np.testing.assert_allclose(lines[0].get_ydata(), expected[:, 0], rtol=1e-12)
+    assert lines[0].get_label() == "ranks 1"
+
+
+def test_sweep_values_become_part_of_the_figure_labels():
+    frame = pd.DataFrame({"initializer": ["a", "a", "b"], "init_label": ["a", "a", ""],
+                          "sweep_label": ["model.depth=2", "model.depth=4", "model.depth=2"]})
+    assert figures.trial_labels(frame).tolist() == ["a model.depth=2", "a model.depth=4",
+                                                    "b model.depth=2"]
+    assert figures.trial_labels(frame.assign(sweep_label="")).tolist() == ["a", "a", "b"]
 
 
 def test_linearized_gap_figure_draws_train_and_test(df):
@@ -159,8 +180,9 @@ def test_site_pages_link_only_to_local_files_that_exist(site, df):
         for target in parser.images + parser.targets:
             assert (site / target).is_file(), (page.name, target)
         if page.name != "index.html":
-            # 2 curves, kernel, spectrum, linearization gap, layer share, predictor
-            assert len(parser.images) == 7
+            # 2 curves, kernel, spectrum, residual spectrum, linearization gap, layer share,
+            # predictor
+            assert len(parser.images) == 8
             records = [t for t in parser.targets if t.startswith("trials/")]
             assert len(records) == len(INITS) * 3
             record = json.loads((site / records[0]).read_text())

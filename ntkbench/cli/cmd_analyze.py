@@ -36,13 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "measured RMS of a finite MLP (standard parameterization, zero biases) initialised by "
         "that initializer; save an SVG plot.")
     _network_arguments(vf)
-    plot = vf.add_mutually_exclusive_group()
-    plot.add_argument("--plot", metavar="PATH", help="figure to write, SVG, PDF or PNG by its "
-                      "extension (default: variance_flow_<activation>_<init>.svg in the "
-                      "current directory)")
-    plot.add_argument("--no-plot", action="store_true", help="write no plot")
-    vf.add_argument("--json", action="store_true",
-                   help="print the result as JSON instead of the table")
+    _output_arguments(vf, "variance_flow_<activation>_<init>.svg")
     iso = analyses.add_parser(
         "isometry", help="singular values of the input-output Jacobian, per depth",
         description="Dynamical isometry at initialization: the squared singular values of "
@@ -57,13 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     iso.add_argument("--input-rms", type=float, default=1.0,
                      help="RMS of the Gaussian inputs (default: 1); small inputs put tanh "
                      "near its linear regime, where orthogonal weights can be isometric")
-    plot = iso.add_mutually_exclusive_group()
-    plot.add_argument("--plot", metavar="PATH", help="figure to write, SVG, PDF or PNG by its "
-                      "extension (default: isometry_<activation>_<init>.svg in the current "
-                      "directory)")
-    plot.add_argument("--no-plot", action="store_true", help="write no plot")
-    iso.add_argument("--json", action="store_true",
-                     help="print the result as JSON instead of the table")
+    _output_arguments(iso, "isometry_<activation>_<init>.svg")
     deep = analyses.add_parser(
         "deep-limit", help="kernel-regression classifier of a binary task vs depth",
         description="The infinite-width ReLU network (critical scale σ_w² = 2, no biases) "
@@ -81,12 +69,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                       help="comma-separated hidden-layer counts (default: powers of 2 to 512)")
     deep.add_argument("--kernel", choices=("ntk", "nngp"), default="ntk")
     deep.add_argument("--seed", type=int, default=0, help="seed of the data split")
-    plot = deep.add_mutually_exclusive_group()
-    plot.add_argument("--plot", metavar="PATH", help="figure to write (default: "
-                      "deep_limit_<task>_<kernel>.svg in the current directory)")
-    plot.add_argument("--no-plot", action="store_true", help="write no plot")
-    deep.add_argument("--json", action="store_true",
-                      help="print the result as JSON instead of the table")
+    _output_arguments(deep, "deep_limit_<task>_<kernel>.svg")
     width = analyses.add_parser(
         "width", help="power-law fit of an NTK measurement against the swept width",
         description="For a run that sweeps model.width: fit y ≈ a·width^p per task and "
@@ -100,6 +83,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     width.add_argument("--json", action="store_true",
                        help="print the fits as JSON instead of the table")
     p.set_defaults(func=run)
+
+
+def _output_arguments(p: argparse.ArgumentParser, default_plot: str) -> None:
+    """``--plot PATH`` / ``--no-plot`` and ``--json``, shared by the analyses that draw."""
+    plot = p.add_mutually_exclusive_group()
+    plot.add_argument("--plot", metavar="PATH", help="figure to write, SVG, PDF or PNG by its "
+                      f"extension (default: {default_plot} in the current directory)")
+    plot.add_argument("--no-plot", action="store_true", help="write no plot")
+    p.add_argument("--json", action="store_true",
+                   help="print the result as JSON instead of the table")
 
 
 def _network_arguments(p: argparse.ArgumentParser) -> None:
@@ -177,10 +170,9 @@ def _network(args: argparse.Namespace, *, min_depth: int) -> _Network:
     return _Network(model, weights, x, params)
 
 
-def _plot_path(args: argparse.Namespace, stem: str) -> Path | None:
+def _plot_path(args: argparse.Namespace, default: str) -> Path | None:
     """Where the figure goes (``None`` with ``--no-plot``); its folder must exist."""
-    path = None if args.no_plot else Path(
-        args.plot or f"{stem}_{args.activation}_{args.init}.svg")
+    path = None if args.no_plot else Path(args.plot or default)
     if path is not None and not path.parent.is_dir():
         raise FileNotFoundError(f"cannot write the plot to {str(path)!r}: folder "
                                 f"{str(path.parent)!r} does not exist")
@@ -192,7 +184,7 @@ def variance_flow(args: argparse.Namespace) -> int:
     from ntkbench.analysis import variance_flow as vf
 
     net = _network(args, min_depth=2)
-    plot_path = _plot_path(args, "variance_flow")
+    plot_path = _plot_path(args, f"variance_flow_{args.activation}_{args.init}.svg")
     model, weights, x, params = net.model, net.weights, net.x, net.params
     depth, width, in_dim, n_inputs = model.depth, model.width, model.in_dim, len(x)
     gain = vf.weight_gain(model, weights, range(1, depth))
@@ -235,7 +227,7 @@ def isometry(args: argparse.Namespace) -> int:
 
     rms = positive("--input-rms", args.input_rms)
     net = _network(args, min_depth=1)
-    plot_path = _plot_path(args, "isometry")
+    plot_path = _plot_path(args, f"isometry_{args.activation}_{args.init}.svg")
     model = net.model
     measured = iso.jacobian_spectrum(model, net.weights, rms * net.x)
     square = model.in_dim == model.width
@@ -308,11 +300,7 @@ def deep_limit(args: argparse.Namespace) -> int:
                          f"{args.depths!r}") from None
     if not depths or min(depths) < 1:
         raise ValueError(f"--depths must list hidden-layer counts >= 1, got {args.depths!r}")
-    plot_path = None if args.no_plot else Path(
-        args.plot or f"deep_limit_{task.name}_{args.kernel}.svg")
-    if plot_path is not None and not plot_path.parent.is_dir():
-        raise FileNotFoundError(f"cannot write the plot to {str(plot_path)!r}: folder "
-                                f"{str(plot_path.parent)!r} does not exist")
+    plot_path = _plot_path(args, f"deep_limit_{task.name}_{args.kernel}.svg")
     data = registry.tasks.get(task.data.generator).obj(seed=args.seed, **params)
     curve = deep_limit_curve(data.x_train, data.y_train, data.x_test, data.y_test, depths,
                              kernel=args.kernel)

@@ -506,6 +506,37 @@ def _square_kernel(K: ArrayLike) -> np.ndarray:
     return K
 
 
+def band_edges(n: int) -> np.ndarray:
+    """0-based rank edges ``[0, 1, 2, 4, ..., n]`` of octave bands of eigenvector ranks: band
+    ``b`` holds ranks ``edges[b] .. edges[b+1] − 1`` (largest eigenvalue first)."""
+    if n < 1:
+        raise ValueError(f"band_edges needs n >= 1, got {n}")
+    edges = [0] + [2 ** b for b in range(int(math.log2(n)) + 1) if 2 ** b < n] + [n]
+    return np.array(sorted(set(edges)))
+
+
+def spectral_energy(K: ArrayLike | Spectrum, phi: ArrayLike,
+                    edges: ArrayLike | None = None) -> np.ndarray:
+    """Energy of ``phi`` per band of the kernel's eigenvectors: ``E_b = Σ_{i∈b} ‖u_iᵀ φ‖²``.
+
+    The spectral-bias view of training (Kopitkov & Indelman 2020; Rahaman et al. 2019): with
+    ``φ`` the residual ``y − f_t`` projected on the eigenvectors of the kernel at init, a
+    linearized network trained by gradient descent at rate ``η`` on ``½‖f − y‖²/n`` shrinks the
+    coefficient on ``u_i`` by exactly ``(1 − η λ_i / n)`` per step, so the bands of large
+    eigenvalues empty first. The energies sum to ``‖φ‖_F²`` over all bands.
+
+    Args:
+        K: kernel ``(n, n)`` or its :class:`Spectrum`.
+        phi: ``(n,)`` or ``(n, m)``.
+        edges: 0-based band edges (default :func:`band_edges`).
+    """
+    spec = _as_spectrum(K)
+    n = spec.eigenvalues.shape[0]
+    edges = band_edges(n) if edges is None else np.asarray(edges, dtype=int)
+    coeff = np.sum((spec.eigenvectors.T @ _targets(phi, n)) ** 2, axis=1)
+    return np.array([coeff[a:b].sum() for a, b in zip(edges[:-1], edges[1:], strict=True)])
+
+
 def _targets(y: ArrayLike, n: int) -> np.ndarray:
     Y = np.asarray(y, dtype=np.float64)
     if Y.ndim == 1:

@@ -39,12 +39,19 @@ def palette(labels: Sequence[str]) -> dict[str, str]:
 
 
 def trial_labels(df: pd.DataFrame) -> pd.Series:
-    """Each trial's initializer label (a sweep's ``init_label``, else the initializer's name):
-    the key of the legend and of :func:`palette`."""
+    """Each trial's initializer label (a sweep's ``init_label``, else the initializer's name),
+    followed by its sweep label where the trials have more than one (``he_normal
+    model.depth=4``): the key of the legend and of :func:`palette`."""
     if "init_label" in df.columns:
         label = df["init_label"].astype(object)
-        return label.where(label.notna() & (label != ""), df.get("initializer", "?")).map(str)
-    return df["initializer"].map(str)
+        label = label.where(label.notna() & (label != ""), df.get("initializer", "?")).map(str)
+    else:
+        label = df["initializer"].map(str)
+    if "sweep_label" in df.columns:
+        sweep = df["sweep_label"].fillna("").astype(str)
+        if sweep[sweep != ""].nunique() > 1:
+            label = label.where(sweep == "", label + " " + sweep)
+    return label
 
 
 def _trials(df: pd.DataFrame, task: str, backend: str | None) -> pd.DataFrame:
@@ -139,15 +146,16 @@ def learning_curves(df: pd.DataFrame, task: str, *, quantity: str = "train_loss"
 
 def ntk_curves(df: pd.DataFrame, task: str, *, backend: str | None = None,
                colors: dict[str, str] | None = None) -> Figure:
-    """Three panels against the step of each NTK measurement: the centred alignment of the
-    kernel with the targets, the alignment of the residual with the kernel's top-10%
-    eigenspace (Kopitkov & Indelman 2020), and the kernel drift ‖K_t − K_0‖_F / ‖K_0‖_F;
-    median and IQR over ok seeds."""
+    """Four panels against the step of each NTK measurement: the centred alignment of the
+    kernel with the targets, the share of the targets and of the residual in the kernel's
+    top-10% eigenspace (Kopitkov & Indelman 2020), and the kernel drift
+    ‖K_t − K_0‖_F / ‖K_0‖_F; median and IQR over ok seeds."""
     rows = _ok(_trials(df, task, backend))
     colors = colors or palette(trial_labels(df))
-    fig = Figure(figsize=(SIZE[0] * 2.0, SIZE[1]), layout="constrained")
-    axes = fig.subplots(1, 3)
+    fig = Figure(figsize=(SIZE[0] * 1.7, SIZE[1] * 1.7), layout="constrained")
+    axes = fig.subplots(2, 2).ravel()
     panels = (("ntk_centered_alignment", "centred kernel-target alignment", "alignment"),
+              ("ntk_target_alignment", "targets in the top-10% eigenspace", "alignment"),
               ("ntk_residual_alignment", "residual in the top-10% eigenspace", "alignment"),
               ("ntk_drift_curve", "drift ‖K_t − K_0‖_F / ‖K_0‖_F", "relative change"))
     drawn = 0
@@ -166,10 +174,56 @@ def ntk_curves(df: pd.DataFrame, task: str, *, backend: str | None = None,
         ax.set_xscale("log")
         ax.set_xlabel("step")
         ax.grid(True, alpha=0.3)
-    axes[2].set_yscale("symlog", linthresh=0.01)
-    axes[2].set_ylim(bottom=0)  # a drift is a norm ratio: no negative ticks
+    axes[3].set_yscale("symlog", linthresh=0.01)
+    axes[3].set_ylim(bottom=0)  # a drift is a norm ratio: no negative ticks
     _legend(axes[0], drawn)
     fig.suptitle(f"{task}: the kernel during training (median and IQR over seeds)", fontsize=10)
+    return fig
+
+
+def residual_spectrum(df: pd.DataFrame, task: str, *, backend: str | None = None,
+                      max_groups: int = 6) -> Figure:
+    """The spectral-bias view, one panel per initializer (and sweep value): the residual's
+    energy in each octave band of eigenvectors of the NTK at init, relative to its value at
+    step 0, against the step (median over ok seeds; bands coloured from the top eigenvalues,
+    dark, to the smallest, light). A linearized network empties the top bands first."""
+    from matplotlib import colormaps
+
+    rows = _ok(_trials(df, task, backend))
+    rows = rows[rows["ntk_residual_band_energy"].map(is_curve)] \
+        if "ntk_residual_band_energy" in rows.columns else rows.iloc[:0]
+    groups = list(rows.groupby("_label", sort=True))[:max_groups]
+    fig = Figure(figsize=(min(3.2 * max(len(groups), 1), 16.0), SIZE[1]), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, max(len(groups), 1), sharey=True))
+    for ax, (label, group) in zip(axes, groups, strict=False):
+        energies = [np.array([e if e is not None else [] for e in trial], dtype=object)
+                    for trial in group["ntk_residual_band_energy"]]
+        steps = np.asarray(group["ntk_step"].iloc[0], dtype=float)
+        edges = list(group["ntk_band_edges"].iloc[0]) if "ntk_band_edges" in group else []
+        curves = [np.array([list(e) for e in trial], dtype=float) for trial in energies
+                  if len(trial) == len(steps) and all(len(e) for e in trial)]
+        if not curves or not edges:
+            continue
+        n_bands = min(c.shape[1] for c in curves)
+        rel = np.stack([c[:, :n_bands] / np.where(c[:1, :n_bands] > 0, c[:1, :n_bands], np.nan)
+                        for c in curves])
+        median = np.nanmedian(rel, axis=0)
+        cmap = colormaps["viridis"]
+        x = np.maximum(steps, 0.5)  # step 0 on a log axis
+        for b in range(n_bands):
+            lo, hi = edges[b] + 1, edges[b + 1]
+            ax.plot(x, median[:, b], color=cmap(b / max(n_bands - 1, 1)), lw=1.5,
+                    label=f"ranks {lo}" + (f"–{hi}" if hi > lo else ""))
+        ax.set_title(label, fontsize=9)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("step (0 drawn at 0.5)")
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel("residual energy / energy at step 0")
+    if groups:
+        axes[-1].legend(frameon=False, fontsize=7, loc="lower left")
+    fig.suptitle(f"{task}: residual per band of NTK-at-init eigenvectors (median over seeds)",
+                 fontsize=10)
     return fig
 
 
