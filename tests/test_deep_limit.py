@@ -63,3 +63,14 @@ def test_pm1_maps_two_classes_and_rejects_more():
         pm1(np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="kernel must be"):
         deep_limit_curve(*_task(), [1], kernel="rbf")
+
+
+def test_a_depth_too_deep_for_memory_is_refused_before_any_work(monkeypatch):
+    import os
+
+    from ntkbench.analysis import deep_limit as dl
+
+    monkeypatch.setattr(os, "sysconf", lambda name: {"SC_AVPHYS_PAGES": 1000,
+                                                      "SC_PAGE_SIZE": 4096}[name])
+    with pytest.raises(ValueError, match=r"needs about .* GiB"):
+        dl.deep_limit_curve(*_task(), [4096])

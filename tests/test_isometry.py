@@ -126,3 +126,30 @@ def test_jacobian_spectrum_rejects_a_wrong_input_shape():
     model, weights, _ = _net("relu", "he_normal", 2, width=8)
     with pytest.raises(ValueError, match=r"shape \(n, 8\)"):
         iso.jacobian_spectrum(model, weights, np.ones((3, 5)))
+
+
+def test_prediction_follows_small_inputs_and_a_wide_input_layer():
+    # tanh at input RMS 0.1 (near-linear start, variance growing with depth) and a first layer
+    # 64×256 that expands the input: the prediction must use s0 and the row norms.
+    for in_dim, width, rms in ((256, 256, 0.1), (256, 64, 1.0)):
+        model = MLP(in_dim=in_dim, width=width, depth=4, activation="tanh", bias=False)
+        weights = initialize(model, "orthogonal", 3, {"gain": 1.05})
+        x = rms * vf.unit_rms_inputs(32, in_dim, np.random.default_rng(7))
+        got = iso.jacobian_spectrum(model, weights, x)
+        mean, var = iso.free_probability_prediction(model, weights, rms)
+        np.testing.assert_allclose(mean, got.mean_sq, rtol=0.05)
+        np.testing.assert_allclose(var, got.var_sq, rtol=0.08)
+    # Ignoring s0 would predict the RMS-1 spectrum, far from the measured one at RMS 0.1.
+    model = MLP(in_dim=256, width=256, depth=4, activation="tanh", bias=False)
+    weights = initialize(model, "orthogonal", 3, {"gain": 1.05})
+    assert iso.free_probability_prediction(model, weights, 1.0)[0][-1] < 0.5 * \
+        iso.free_probability_prediction(model, weights, 0.1)[0][-1]
+
+
+def test_prediction_refuses_biases_and_a_compressing_first_layer():
+    with pytest.raises(ValueError, match="zero biases"):
+        model = MLP(in_dim=8, width=8, depth=2, activation="relu", bias=True)
+        iso.free_probability_prediction(model, initialize(model, "he_normal", 0))
+    with pytest.raises(ValueError, match="in_dim >= width"):
+        model = MLP(in_dim=8, width=32, depth=2, activation="relu", bias=False)
+        iso.free_probability_prediction(model, initialize(model, "he_normal", 0))

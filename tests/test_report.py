@@ -373,6 +373,15 @@ def test_discrimination_checks_gap_against_twice_the_largest_seed_std():
                                                          (2 * np.std([0.8, 0.9, 0.8], ddof=1)))
     assert check.loc["narrow", "best"] == "a"
     assert check["discriminates"].to_dict() == {"wide": True, "narrow": False, "stuck": False}
+    # A group whose seeds all diverged is unranked but still counts against the task; one seed
+    # per group has no spread, so no ratio (not an infinite one).
+    failed = pd.DataFrame(rows("wide", "test_mse", "min", {"c": [1.0, 1.0, 1.0]})).assign(
+        status="diverged", final_test_metric=float("nan"))
+    again = discrimination(leaderboard(pd.concat([df, failed]))).set_index("task")
+    assert again.loc["wide", "n_incomplete"] == 1 and not again.loc["wide", "discriminates"]
+    single = discrimination(leaderboard(pd.DataFrame(
+        rows("one", "test_mse", "min", {"a": [1.0], "b": [1.1]})))).iloc[0]
+    assert np.isnan(single["ratio"]) and not single["discriminates"]
     text = render_discrimination(check.reset_index(), "md")
     assert "| wide" in text and "NO" in text
     assert render_discrimination(check.reset_index(), "csv").startswith("task,")

@@ -46,6 +46,15 @@ def test_width_convergence_groups_by_task_and_initializer_and_names_missing_colu
             for w in (64, 256, 1024)]
     fits = width_convergence(pd.DataFrame(rows)).set_index("initializer")
     assert fits.loc["he_normal", "exponent"] == pytest.approx(-0.5)
+    # A real run labels each width as a sweep value; other swept fields still split groups.
+    swept = [{**r, "sweep_label": f"model.depth={d}, model.width={r['model.width']}",
+              "ntk_init.analytic_distance": r["ntk_init.analytic_distance"] * d}
+             for r in rows for d in (2, 4)]
+    by_depth = width_convergence(pd.DataFrame(swept)).set_index("initializer")
+    assert sorted(by_depth.index) == ["he_normal model.depth=2", "he_normal model.depth=4",
+                                      "orthogonal model.depth=2", "orthogonal model.depth=4"]
+    assert by_depth.loc["orthogonal model.depth=4", "exponent"] == pytest.approx(-0.25)
+    assert by_depth.loc["he_normal model.depth=4", "widths"] == [64, 256, 1024]
     assert fits.loc["orthogonal", "exponent"] == pytest.approx(-0.25)
     assert fits.loc["he_normal", "widths"] == [64, 256, 1024]
     with pytest.raises(ValueError, match="model.width"):

@@ -120,8 +120,20 @@ def weight_moments(W: np.ndarray) -> tuple[float, float]:
 def free_probability_prediction(model: MLP, weights: Sequence[dict[str, np.ndarray]],
                                 s0: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """``(m₁, σ²)`` per depth predicted by free probability (module docstring) for inputs of
-    RMS ``s0``, with each layer's weight moments taken from ``weights`` (biases ignored)."""
+    RMS ``s0``, with each layer's weight moments taken from ``weights``.
+
+    Needs a network without biases (they would add to each pre-activation variance) whose
+    first layer does not compress, ``in_dim >= width``: with ``in_dim < width`` the Jacobian
+    has rank ``in_dim`` and the later layers' variances enter scaled by ``in_dim/width``,
+    which this sum does not model. Raises ``ValueError`` otherwise."""
     _check(model, weights)
+    if model.bias:
+        raise ValueError("the free-probability prediction assumes zero biases; build the MLP "
+                         "with bias=False")
+    if model.in_dim < model.width:
+        raise ValueError(f"the free-probability prediction needs in_dim >= width (the first "
+                         f"layer {model.width}×{model.in_dim} compresses the Jacobian to rank "
+                         f"{model.in_dim}); got in_dim {model.in_dim}, width {model.width}")
     infos = model.layers()
     dphi = vf.activation_derivative(model.activation)
     mean, total_v, s = 1.0, 0.0, float(s0)

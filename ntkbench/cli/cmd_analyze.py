@@ -110,7 +110,9 @@ def _network_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--in-dim", type=int, default=None,
                    help="input dimension (default: the width)")
     p.add_argument("--n-inputs", type=int, default=256,
-                   help="Gaussian inputs of RMS 1 pushed through the network (default: 256)")
+                   help="Gaussian inputs pushed through the network (default: %(default)s); "
+                   "their RMS is 1 (isometry: --input-rms), and a data-dependent initializer "
+                   "calibrates on them at RMS 1")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and inputs")
     p.add_argument("--backend", default="torch",
                    help="where a data-dependent initializer (lsuv, go, metainit, ...) "
@@ -183,8 +185,8 @@ def variance_flow(args: argparse.Namespace) -> int:
     """Run ``analyze variance-flow`` and print its table (or JSON); returns the exit code."""
     from ntkbench.analysis import variance_flow as vf
 
-    net = _network(args, min_depth=2)
     plot_path = _plot_path(args, f"variance_flow_{args.activation}_{args.init}.svg")
+    net = _network(args, min_depth=2)
     model, weights, x, params = net.model, net.weights, net.x, net.params
     depth, width, in_dim, n_inputs = model.depth, model.width, model.in_dim, len(x)
     gain = vf.weight_gain(model, weights, range(1, depth))
@@ -226,11 +228,11 @@ def isometry(args: argparse.Namespace) -> int:
     from ntkbench.checks import positive
 
     rms = positive("--input-rms", args.input_rms)
-    net = _network(args, min_depth=1)
     plot_path = _plot_path(args, f"isometry_{args.activation}_{args.init}.svg")
+    net = _network(args, min_depth=1)
     model = net.model
     measured = iso.jacobian_spectrum(model, net.weights, rms * net.x)
-    square = model.in_dim == model.width
+    square = model.in_dim >= model.width
     theory = iso.free_probability_prediction(model, net.weights, rms) if square else None
     if plot_path is not None:
         from ntkbench.analysis.plots import isometry_figure
@@ -263,8 +265,8 @@ def isometry(args: argparse.Namespace) -> int:
               f"  {_fmt(row['var_sq']):>9}  {_fmt(row['theory_var_sq']):>9}"
               f"  {_fmt(row['max_sv']):>9}")
     if not square:
-        print(f"no theory: the first layer is {model.width}×{model.in_dim}, not square "
-              "(use --in-dim = --width)")
+        print(f"no theory: the first layer {model.width}×{model.in_dim} compresses the "
+              "Jacobian (use --in-dim >= --width)")
     if plot_path is not None:
         print(f"plot saved to {plot_path}")
     return 0
@@ -290,9 +292,20 @@ def deep_limit(args: argparse.Namespace) -> int:
     """Run ``analyze deep-limit`` and print its table (or JSON); returns the exit code."""
     from ntkbench import registry
     from ntkbench.analysis.deep_limit import deep_limit_curve
+    from ntkbench.spec.task import declared_params
 
     task = _task_config(args.task)
-    params = {**task.data.params, **_parse_params(args.param, option="--param")}
+    overrides = _parse_params(args.param, option="--param")
+    try:
+        known = declared_params(registry.tasks.get(task.data.generator))
+    except registry.RegistryError as exc:
+        raise ValueError(str(exc)) from None
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"--param {unknown[0]!r} is not a parameter of the "
+                         f"{task.data.generator!r} data"
+                         f"{registry.suggest(unknown[0], sorted(known))}")
+    params = {**task.data.params, **overrides}
     try:
         depths = [int(d) for d in args.depths.split(",") if d.strip()]
     except ValueError:

@@ -11,7 +11,9 @@ label), over the groups whose every seed is ok:
 - ``reached_10pct``: some group has a seed whose train loss fell to 10% of its initial loss;
   ``reached_target``: some seed reached the task-level target of the leaderboard's
   *steps to target* column (10% of the predict-the-mean train loss), the stricter test;
-- ``n_incomplete``: groups with a failed or diverged seed (left out of the above).
+- ``n_incomplete``: groups with a failed or diverged seed, including groups with no ok seed at
+  all (left out of the above);
+- with one seed per group there is no standard deviation, and ``ratio`` is NaN.
 
 ``discriminates`` = ratio > 1, reached_10pct and no incomplete group. This is a property of the
 suite's settings (budget, learning rate, width, seeds), not a significance test: the
@@ -37,8 +39,10 @@ def discrimination(tables: list[TaskTable]) -> pd.DataFrame:
     :data:`COLUMNS`, as defined in the module docstring."""
     rows = []
     for table in tables:
-        ranked = table.numeric[table.numeric["rank"].notna()]
-        for (backend, sweep), cells in ranked.groupby(["backend", "sweep"], sort=False,
+        # Every initializer group, ranked or not (a group whose seeds all failed is unranked
+        # and counts as incomplete); only the predict-the-mean reference rows are left out.
+        groups = table.numeric[table.numeric["status"] != "reference"]
+        for (backend, sweep), cells in groups.groupby(["backend", "sweep"], sort=False,
                                                       dropna=False):
             complete = cells[(cells["n_ok"] == cells["n_total"]) & cells["metric_mean"].notna()]
             row = {"task": table.task, "backend": backend, "sweep": sweep,
@@ -51,7 +55,9 @@ def discrimination(tables: list[TaskTable]) -> pd.DataFrame:
                 gap = abs(float(best["metric_mean"]) - float(worst["metric_mean"]))
                 max_std = float(np.nanmax(complete["metric_std"].to_numpy(dtype=float))
                                 if complete["metric_std"].notna().any() else math.nan)
-                ratio = gap / (2 * max_std) if max_std > 0 else math.inf if gap > 0 else math.nan
+                # One seed per group has no spread to compare with: no ratio, not an infinite one.
+                ratio = (gap / (2 * max_std) if max_std > 0 else
+                         math.inf if max_std == 0 and gap > 0 else math.nan)
                 row.update(best=best["initializer"], best_mean=float(best["metric_mean"]),
                            worst=worst["initializer"], worst_mean=float(worst["metric_mean"]),
                            gap=gap, max_std=max_std, ratio=ratio)

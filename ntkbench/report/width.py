@@ -58,7 +58,12 @@ def width_convergence(df: pd.DataFrame, measure: str = DEFAULT_MEASURE) -> pd.Da
             raise ValueError(f"the results have no column {column!r}: a width convergence fit "
                              f"needs trials that sweep model.width and record {measure!r}")
     rows = df[df["status"] == "ok"] if "status" in df.columns else df
-    rows = rows.assign(_label=trial_labels(rows),
+    # Group by initializer and every swept field except the width itself (the figures' labels
+    # carry the whole sweep label, which would give one width per group).
+    other = (rows["sweep_label"].fillna("").astype(str).map(_without_width)
+             if "sweep_label" in rows.columns else pd.Series("", index=rows.index))
+    base = trial_labels(rows.assign(sweep_label=""))
+    rows = rows.assign(_label=base.where(other == "", base + " " + other),
                        _backend=rows["backend"] if "backend" in rows else "")
     out = []
     for (task, label, backend), group in rows.groupby(["task", "_label", "_backend"],
@@ -68,3 +73,9 @@ def width_convergence(df: pd.DataFrame, measure: str = DEFAULT_MEASURE) -> pd.Da
         out.append({"task": task, "initializer": label, "backend": backend, "measure": measure,
                     "widths": sorted({int(w) for w in widths if math.isfinite(w)}), **fit})
     return pd.DataFrame(out, columns=list(COLUMNS))
+
+
+def _without_width(sweep_label: str) -> str:
+    """A trial's sweep label (``"model.depth=4, model.width=64"``) without the width part."""
+    return ", ".join(part for part in sweep_label.split(", ")
+                     if part and not part.startswith("model.width="))

@@ -170,6 +170,8 @@ def test_deep_limit_on_a_task_file_prints_one_row_per_depth(tmp_path, capsys):
     assert (tmp_path / "deep.svg").is_file()
     assert main([*argv[:4], "--depths", "1,x", "--no-plot"]) == 2
     assert "--depths expects integers" in capsys.readouterr().err
+    assert main([*argv[:4], "--param", "n_trian=5", "--no-plot"]) == 2
+    assert "did you mean 'n_train'" in capsys.readouterr().err
 
 
 def test_width_fit_reads_a_run_directory(tmp_path, capsys):
