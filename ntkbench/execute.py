@@ -406,7 +406,8 @@ def _run(trial: Trial, record: dict[str, Any]) -> None:
             if not k0:  # at init, also each layer's share of the trace
                 record["ntk_init_layer_share"] = layer_shares(net.ntk_layer_diagonals(x_ntk))
             spec = spectrum(K) if np.all(np.isfinite(K)) else None
-            summary = kernel_checkpoint(K, y_ntk, net.predict(x_ntk), data.kind, spec=spec)
+            f_ntk = net.predict(x_ntk)
+            summary = kernel_checkpoint(K, y_ntk, f_ntk, data.kind, spec=spec)
             if spec is not None:  # eigenvalues at log-spaced ranks, for the spectrum figure
                 ranks = spectrum_ranks(len(K))
                 record["ntk_spectrum_rank"] = ranks.tolist()
@@ -420,7 +421,7 @@ def _run(trial: Trial, record: dict[str, Any]) -> None:
                 if spec is not None:
                     record["ntk_band_edges"] = band_edges(len(K)).tolist()
                 _analytic_distance(trial, model, weights, x_ntk, K, record)
-            res = residual(y_ntk, net.predict(x_ntk), data.kind)
+            res = residual(y_ntk, f_ntk, data.kind)
             curves["ntk_residual_band_energy"].append(  # in the eigenbasis of the NTK at init
                 spectral_energy(spec0[0], res).tolist()
                 if spec0[0] is not None and np.all(np.isfinite(res)) else None)

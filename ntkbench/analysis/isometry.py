@@ -140,10 +140,10 @@ def free_probability_prediction(model: MLP, weights: Sequence[dict[str, np.ndarr
     out_mean, out_var = [], []
     for layer in range(model.depth):
         s_w, _ = model.scales(infos[layer])
-        m_w, v_w = weight_moments(s_w * np.asarray(weights[layer]["W"]))
+        W = s_w * np.asarray(weights[layer]["W"], dtype=np.float64)
+        m_w, v_w = weight_moments(W)
         # Each pre-activation's variance: (1/fan_out) Σ_i ‖row_i‖² s² = m₁(WWᵀ)·s² when the
         # rows are the smaller side; in general the mean squared row norm times s².
-        W = s_w * np.asarray(weights[layer]["W"], dtype=np.float64)
         q = float(np.mean(np.sum(W * W, axis=1))) * s * s
         sigma = math.sqrt(q)
         e2 = vf.gaussian_mean(lambda u: dphi(u) ** 2, sigma)

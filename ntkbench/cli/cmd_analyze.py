@@ -275,13 +275,11 @@ def isometry(args: argparse.Namespace) -> int:
 def _task_config(name: str):
     """A task by file path or by name (``./tasks/<name>.yaml``, then the built-in tasks)."""
     from ntkbench.spec import load_task, task_search_dirs
+    from ntkbench.spec.locations import find_task_file
 
     path = Path(name)
     if not (path.is_file() or path.suffix or "/" in name):
-        for folder in task_search_dirs(Path.cwd() / "suite.yaml"):
-            if (folder / f"{name}.yaml").is_file():
-                path = folder / f"{name}.yaml"
-                break
+        path = find_task_file(name, task_search_dirs(Path.cwd() / "suite.yaml")) or path
     if not path.is_file():
         raise FileNotFoundError(f"no task {name!r}: not a file, and no {name}.yaml in ./tasks "
                                 "or the built-in tasks (see: ntkbench list tasks)")
@@ -358,13 +356,14 @@ def width_fit(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     print(f"{args.measure} ≈ a · width^p, least squares on the logs (95% CI of p)")
-    rows = [[r.task, r.initializer, *([r.backend] if fits["backend"].nunique() > 1 else []),
+    backends = fits["backend"].nunique() > 1
+    rows = [[r.task, r.initializer, *([r.backend] if backends else []),
              ",".join(map(str, r.widths)), r.n_points,
              f"{_fmt(_finite(r.exponent), '.3f')} [{_fmt(_finite(r.exponent_ci_low), '.3f')}, "
              f"{_fmt(_finite(r.exponent_ci_high), '.3f')}]",
              _fmt(_finite(r.prefactor), '.3g'), _fmt(_finite(r.r_squared), '.3f')]
             for r in fits.itertuples()]
-    headers = ["task", "initializer", *(["backend"] if fits["backend"].nunique() > 1 else []),
+    headers = ["task", "initializer", *(["backend"] if backends else []),
                "widths", "points", "exponent p [95% CI]", "a", "R²"]
     print(tabulate(rows, headers, disable_numparse=True))
     return 0

@@ -196,12 +196,11 @@ def residual_spectrum(df: pd.DataFrame, task: str, *, backend: str | None = None
     fig = Figure(figsize=(min(3.2 * max(len(groups), 1), 16.0), SIZE[1]), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, max(len(groups), 1), sharey=True))
     for ax, (label, group) in zip(axes, groups, strict=False):
-        energies = [np.array([e if e is not None else [] for e in trial], dtype=object)
-                    for trial in group["ntk_residual_band_energy"]]
         steps = np.asarray(group["ntk_step"].iloc[0], dtype=float)
         edges = list(group["ntk_band_edges"].iloc[0]) if "ntk_band_edges" in group else []
-        curves = [np.array([list(e) for e in trial], dtype=float) for trial in energies
-                  if len(trial) == len(steps) and all(len(e) for e in trial)]
+        # Trials with an energy vector at every NTK step (None where the kernel was not finite).
+        curves = [np.array(trial, dtype=float) for trial in group["ntk_residual_band_energy"]
+                  if len(trial) == len(steps) and all(e is not None and len(e) for e in trial)]
         if not curves or not edges:
             continue
         n_bands = min(c.shape[1] for c in curves)

@@ -16,6 +16,15 @@ def task_search_dirs(suite_path: str | Path) -> list[Path]:
     return dirs
 
 
+def find_task_file(name: str, dirs: list[Path]) -> Path | None:
+    """``<dir>/<name>.yaml`` in the first of ``dirs`` that has it (``None``: none has)."""
+    for d in dirs:
+        path = d / f"{name}.yaml"
+        if path.is_file():
+            return path
+    return None
+
+
 def default_suite_path() -> Path:
     """``./benchmarks.yaml`` if present, else the suite shipped with ntkbench."""
     local = Path("benchmarks.yaml")

@@ -15,7 +15,7 @@ from ntkbench.initializers import check_params, initialize_with
 from ntkbench.models import MLP
 from ntkbench.spec.errors import Problem, SpecError
 from ntkbench.spec.grid import Suite, model_field_kind, sweep_axis, without_other_kind
-from ntkbench.spec.locations import task_search_dirs
+from ntkbench.spec.locations import find_task_file, task_search_dirs
 from ntkbench.spec.messages import validation_issues
 from ntkbench.spec.task import declared_params, deep_merge, read_task, task_issues
 from ntkbench.spec.yamldoc import Doc, Loc, field_name, read_yaml, show
@@ -190,13 +190,12 @@ class _SuiteReader:
         return out
 
     def _task_file(self, name: str, loc: Loc) -> TaskConfig | None:
-        for d in self.dirs:
-            path = d / f"{name}.yaml"
-            if path.is_file():
-                key = path.resolve()
-                if key not in self.task_files:
-                    self.task_files[key] = read_task(path, str(path), self.doc.problems)
-                return self.task_files[key]
+        path = find_task_file(name, self.dirs)
+        if path is not None:
+            key = path.resolve()
+            if key not in self.task_files:
+                self.task_files[key] = read_task(path, str(path), self.doc.problems)
+            return self.task_files[key]
         known = sorted({p.stem for d in self.dirs if d.is_dir() for p in d.glob("*.yaml")})
         where = ", ".join(f"{d}/" for d in self.dirs)
         hint = registry.suggest(name, known) if known else f" (no task files in {where})"
