@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from ntkbench import registry
+from ntkbench.cli.main import main
 from ntkbench.config import TaskConfig
 from ntkbench.data.base import Dataset, register_task
 from ntkbench.spec import (
@@ -446,4 +447,106 @@ def test_every_shipped_suite_validates():
     assert {p.stem for p in suites} >= {"full", "orthogonal_ntk", "wide_deep", "go_init",
                                        "receptive_fields", "spectrum_alignment"}
     for path in suites:
-        assert load_suite(path).name == path.stem, path
+        suite = load_suite(path)
+        assert suite.name == path.stem, path
+        if path.stem != "full":  # each reproduction suite has its paper-sized variant
+            assert "full" in suite.variants, path
+        for name in suite.variants:
+            variant = load_suite(path, variant=name)
+            assert variant.name == f"{path.stem}-{name}" and variant.variant == name
+            assert {t.trial_hash for t in variant.trials()}.isdisjoint(
+                t.trial_hash for t in suite.trials()), f"{path}: variant {name} changes nothing"
+
+
+# ------------------------------------------------------------------------------ variants
+
+VARIANT_SUITE = """    name: study
+    seeds: 2
+    tasks:
+      - wave
+      - name: plane
+        model: {depth: 3}
+    initializers: [spec_test_normal]
+    sweep:
+      model.width: [8, 16]
+    variants:
+      big:
+        seeds: 3
+        tasks:
+          plane:
+            params: {n_train: 512}
+            model: {width: 64}
+        sweep:
+          training.lr: [0.1, 0.01, 0.001]
+      wide_only:
+        tasks:
+          - name: wave
+            model: {width: 1024}
+    """
+
+
+def test_variant_overrides_tasks_by_name_and_replaces_top_level_fields(write):
+    base = suite_of(write, VARIANT_SUITE)
+    assert base.variants == ("big", "wide_only") and base.variant is None
+    big = load_suite("benchmarks.yaml", variant="big")
+    assert big.name == "study-big" and big.seeds == (0, 1, 2) and big.variants == ()
+    wave, plane = big.tasks
+    assert wave == base.tasks[0]  # untouched by the variant
+    assert plane.data.params["n_train"] == 512
+    assert (plane.model.width, plane.model.depth) == (64, 3)  # merged with the suite's entry
+    assert big.sweep == {"training.lr": [0.1, 0.01, 0.001]}  # replaced, not merged
+    assert len(big.trials()) == 2 * 1 * 3 * 3
+    wide = load_suite("benchmarks.yaml", variant="wide_only")
+    assert [t.name for t in wide.tasks] == ["wave"] and wide.tasks[0].model.width == 1024
+    assert wide.seeds == base.seeds and wide.sweep == base.sweep
+
+
+VARIANT_ERRORS = {
+    # variant text (under "variants:\n  big:\n"), line, field, words
+    "unknown_field": ("    name: other\n", 12, "variants.big.name",
+                      ["unknown variant field 'name'", "named after its suite"]),
+    "unknown_task": ("    tasks:\n      plnae: {model: {width: 4}}\n", 13,
+                     "variants.big.tasks.plnae", ["no task 'plnae'", "has: wave, plane"]),
+    "unknown_task_field": ("    tasks:\n      plane: {modle: {width: 4}}\n", 13,
+                           "variants.big.tasks.plane.modle", ["unknown field 'modle'"]),
+    "bad_value": ("    tasks:\n      plane:\n        model: {width: -4}\n", 14,
+                  "tasks[1].model.width", ["expected a positive integer, got -4"]),
+    "bad_seeds": ("    seeds: 0\n", 12, "seeds", ["expected a positive number of seeds"]),
+}
+
+
+@pytest.mark.parametrize("case", list(VARIANT_ERRORS))
+def test_variant_problems_point_at_the_variant_lines(write, case):
+    text, line, field, words = VARIANT_ERRORS[case]
+    head = textwrap.dedent(VARIANT_SUITE).split("variants:")[0]
+    path = write(head + "variants:\n  big:\n" + text)
+    with pytest.raises(SpecError) as info:
+        load_suite(path, variant="big")
+    matching = [p for p in info.value.problems if p.field == field]
+    assert matching, f"no problem for {field!r} in:\n{info.value}"
+    assert matching[0].line == line, str(info.value)
+    for word in words:
+        assert word in matching[0].message
+    if field.startswith("variants"):  # shape problems are found without asking for the variant
+        with pytest.raises(SpecError):
+            load_suite(path)
+
+
+def test_unknown_variant_is_a_command_line_problem(write):
+    path = write(VARIANT_SUITE)
+    with pytest.raises(SpecError) as info:
+        load_suite(path, variant="bgi")
+    (problem,) = info.value.problems
+    assert problem.file == "<command line>" and "did you mean 'big'" in problem.message
+    plain = write("tasks: [wave]\ninitializers: [spec_test_normal]\n", name="plain.yaml")
+    with pytest.raises(SpecError, match="declares no variants"):
+        load_suite(plain, variant="full")
+
+
+def test_validate_checks_every_variant_and_run_uses_its_directory(write, capsys):
+    write(VARIANT_SUITE)
+    assert main(["validate", "benchmarks.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert "'study':" in out and "'study-big':" in out and "'study-wide_only':" in out
+    assert main(["run", "benchmarks.yaml", "--variant", "big", "--dry-run"]) == 0
+    assert "results/study-big" in capsys.readouterr().out

@@ -12,9 +12,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a suite (default: benchmarks.yaml)",
                        description="Run every trial of a suite, skipping those already "
                        "recorded in the output directory, and print the leaderboard.")
-    p.add_argument("suite", nargs="?", help="suite YAML file, or 'full' for the built-in full "
-                   "suite (default: ./benchmarks.yaml, "
-                   "else the built-in default suite)")
+    p.add_argument("suite", nargs="?", help="suite YAML file, or the name of a built-in suite "
+                   "('full', 'receptive_fields', ...; ntkbench list suites) (default: "
+                   "./benchmarks.yaml, else the built-in default suite)")
+    p.add_argument("--variant", metavar="NAME",
+                   help="run the suite's variant NAME (its 'variants:' field, e.g. 'full' for "
+                   "the paper-sized version); results go to results/<suite>-<NAME>")
     p.add_argument("--out", metavar="DIR",
                    help="run directory (default: results/<suite name>)")
     p.add_argument("-j", "--jobs", type=int, default=None,
@@ -41,7 +44,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     from ntkbench.store import RunStore
 
     path = suite_path(args.suite)
-    suite = load_suite(path, backends=args.backend, device=args.device)
+    suite = load_suite(path, backends=args.backend, device=args.device, variant=args.variant)
     trials = suite.trials()
     if args.only:
         trials = filter_trials(trials, args.only)

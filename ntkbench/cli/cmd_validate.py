@@ -9,7 +9,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("validate", help="check a suite or task YAML file",
                        description="Parse and validate a suite (or a tasks/*.yaml task file); "
                        "print every problem as FILE:LINE: FIELD: MESSAGE and exit 2 if any.")
-    p.add_argument("file", help="suite or task YAML file")
+    p.add_argument("file", help="suite or task YAML file, or the name of a built-in suite")
+    p.add_argument("--variant", metavar="NAME",
+                   help="check only this variant of the suite (default: the suite and every "
+                   "variant it declares)")
     p.set_defaults(func=run)
 
 
@@ -30,10 +33,12 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"{path}: OK — task {task.name!r} (data: {task.data.generator}, "
               f"metric: {task.metric})")
         return 0
-    suite = load_suite(path)
-    n = len(suite.trials())
-    print(f"{path}: OK — suite {suite.name!r}: {len(suite.tasks)} task(s) × "
-          f"{len(suite.initializers)} initializer(s) × {len(suite.backends)} backend(s) × "
-          f"{len(suite.seeds)} seed(s)" + (f" × sweep {dict(suite.sweep)}" if suite.sweep else "")
-          + f" = {n} trial(s)")
+    suite = load_suite(path, variant=args.variant)
+    suites = [suite] + [load_suite(path, variant=name) for name in suite.variants]
+    for s in suites:
+        n = len(s.trials())
+        print(f"{path}: OK — suite {s.name!r}: {len(s.tasks)} task(s) × "
+              f"{len(s.initializers)} initializer(s) × {len(s.backends)} backend(s) × "
+              f"{len(s.seeds)} seed(s)" + (f" × sweep {dict(s.sweep)}" if s.sweep else "")
+              + f" = {n} trial(s)")
     return 0

@@ -32,6 +32,8 @@ sweep axes; :meth:`Suite.trials` expands them into the grid
       model.width: [256, 1024]     # model.* / training.* / measure.* fields
       data.noise: [0.0, 0.1]       # a data parameter, for the tasks whose generator declares it
       initializer.std: [0.01, 0.1] # an initializer parameter, for those that declare it
+    variants:                      # load_suite(path, variant="full"): see spec.variants
+      full: {seeds: 5, tasks: {targets_2d: {model: {width: 2048}}}}
 
 Everything is checked before anything runs: YAML syntax, types, unknown names (with the closest
 known ones suggested), parameters against what each generator and initializer declares, and each

@@ -28,6 +28,8 @@ class Suite:
     tasks: tuple[TaskConfig, ...]
     initializers: tuple[InitializerConfig, ...]
     sweep: dict[str, list] = field(default_factory=dict, hash=False)
+    variant: str | None = None  # the variant this suite was loaded as (its name ends -<variant>)
+    variants: tuple[str, ...] = ()  # the variants the suite file declares (none when loaded as one)
 
     @property
     def base_dir(self) -> Path:

@@ -45,6 +45,12 @@ def suite_path(arg: str | None) -> Path:
     return _builtin(f"suites/{arg}.yaml") or path
 
 
+def builtin_suites() -> list[Path]:
+    """The suite files shipped with ntkbench (``suites/*.yaml``), by name."""
+    folder = _builtin("suites")
+    return sorted(folder.glob("*.yaml")) if folder is not None else []
+
+
 def _builtin(name: str) -> Path | None:
     pkg = Path(ntkbench.__file__).parent
     for candidate in (pkg / "_builtin" / name, pkg.parent / name):  # wheel, then source checkout

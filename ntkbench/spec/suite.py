@@ -18,10 +18,11 @@ from ntkbench.spec.grid import Suite, model_field_kind, sweep_axis, without_othe
 from ntkbench.spec.locations import find_task_file, task_search_dirs
 from ntkbench.spec.messages import validation_issues
 from ntkbench.spec.task import declared_params, deep_merge, read_task, task_issues
+from ntkbench.spec.variants import apply_variant, variant_names
 from ntkbench.spec.yamldoc import Doc, Loc, field_name, read_yaml, show
 
 SUITE_FIELDS = ("name", "description", "seeds", "backends", "device", "tasks", "initializers",
-                "sweep")
+                "sweep", "variants")
 TASK_ENTRY_FIELDS = ("name", "params", "model", "training", "measure", "metric")
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 # The dummy network every initializer is tried on: its first layer has shape (4, 3).
@@ -29,14 +30,17 @@ _PROBE = MLP(in_dim=3, width=4, depth=1, out_dim=1, activation="relu")
 
 
 def load_suite(path: str | Path, *, backends: list[str] | None = None,
-               device: str | None = None) -> Suite:
-    """Read and validate a suite file; ``backends`` / ``device`` (from the command line) replace
-    the suite's. Raise :class:`SpecError` with every problem found in the suite and its tasks."""
+               device: str | None = None, variant: str | None = None) -> Suite:
+    """Read and validate a suite file, or its ``variant`` (:mod:`ntkbench.spec.variants`);
+    ``backends`` / ``device`` (from the command line) replace the suite's. Raise
+    :class:`SpecError` with every problem found in the suite and its tasks."""
     problems: list[Problem] = []
     doc = read_yaml(Path(path), str(path), problems)
+    if doc is not None and variant is not None:
+        doc = apply_variant(doc, variant)
     if doc is None:
         raise SpecError(problems)
-    suite = _SuiteReader(doc, Path(path)).read(backends, device)
+    suite = _SuiteReader(doc, Path(path)).read(backends, device, variant)
     if problems:  # the suite's own problems first, in line order, then its task files'
         problems.sort(key=lambda p: (p.file != doc.file, p.file, p.line or 0))
         raise SpecError(problems)
@@ -77,7 +81,8 @@ class _SuiteReader:
         self.dirs = task_search_dirs(path)
         self.task_files: dict[Path, TaskConfig | None] = {}
 
-    def read(self, backends: list[str] | None, device: str | None) -> Suite:
+    def read(self, backends: list[str] | None, device: str | None,
+             variant: str | None) -> Suite:
         for key in self.data:
             if key not in SUITE_FIELDS:
                 self.doc.error((key,), f"unknown field {key!r}"
@@ -90,7 +95,8 @@ class _SuiteReader:
             name=name, path=self.path, description=description, seeds=self._seeds(),
             backends=self._backends(backends), device=self._device(device),
             tasks=tuple(tasks), initializers=tuple(cfg for cfg, _ in inits),
-            sweep=self._sweep(tasks, inits),
+            sweep=self._sweep(tasks, inits), variant=variant,
+            variants=variant_names(self.doc) if variant is None else (),
         )
 
     def _error(self, loc: Loc, message: str) -> None:

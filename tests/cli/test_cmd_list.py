@@ -42,3 +42,17 @@ def test_list_tasks_backends_metrics(capsys):
     assert main(["list", "metrics"]) == 0
     out = capsys.readouterr().out
     assert "test_mse" in out and "lower is better" in out and "test_accuracy" in out
+
+
+def test_list_suites_names_the_built_in_suites_their_sizes_and_variants(capsys):
+    from ntkbench.spec import load_suite
+    from ntkbench.spec.locations import builtin_suites
+
+    assert main(["list", "suites"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for path in builtin_suites():
+        suite = load_suite(path)
+        line = next(ln for ln in lines if ln.startswith(path.stem + " "))
+        assert f" {len(suite.trials())} trials" in line
+        assert ("variants: full" in line) == ("full" in suite.variants), line
+    assert any(ln.startswith("receptive_fields ") and "variants: full" in ln for ln in lines)
