@@ -100,3 +100,50 @@ def deep_limit_figure(curve, title: str, kernel: str = "ntk") -> Figure:
     right.set_title("normalised off-diagonal train kernel", fontsize=9)
     fig.suptitle(f"deep limit: {title}", fontsize=10)
     return fig
+
+
+def length_scale_figure(table, scan, title: str, upper: float | None = None) -> Figure:
+    """The J_λ landscape over the receptive-field length scale ``l`` (log x), one line per λ,
+    each shifted and scaled to ``[0, 1]`` over the scan so that all fit one axis, with the
+    global minimiser marked (left); the minimiser against λ, the calibration's beside it when
+    it stopped elsewhere, and the search's ``upper`` bound (right). ``table`` and ``scan`` are
+    the two tables of
+    :func:`ntkbench.analysis.length_scale.length_scale_curve`."""
+    fig = Figure(figsize=(9.0, 3.4), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    from ntkbench.analysis.length_scale import objective
+
+    ell = scan["length_scale"].to_numpy()
+    G, S = scan["inverse_term"].to_numpy(), scan["speed_term"].to_numpy()
+    for i, row in enumerate(table.itertuples()):
+        j = objective(row.lam, G, S)
+        keep = np.isfinite(j)
+        if not keep.any():
+            continue
+        lo, hi = float(j[keep].min()), float(j[keep].max())
+        scale = hi - lo if hi > lo else 1.0
+        line, = left.plot(ell[keep], (j[keep] - lo) / scale, lw=1.4, color=f"C{i % 10}",
+                          label=f"λ = {row.lam:g}")
+        j_best = (row.j_lambda - lo) / scale
+        left.plot([row.length_scale], [j_best], marker="o", ms=5, color=line.get_color())
+    left.set_xlabel("length scale l (s = l, f ∝ l)")
+    left.set_ylabel("J_λ(l), rescaled to [0, 1]")
+    left.set_title("J_λ over the length scale (dot: minimum)", fontsize=9)
+    lam = table["lam"].to_numpy()
+    right.plot(lam, table["length_scale"], marker="o", ms=5, label="global minimiser")
+    off = ~table["calibration_is_global"].to_numpy(dtype=bool)
+    if off.any():
+        right.plot(lam[off], table["calibrated_length_scale"].to_numpy()[off], ls="none",
+                   marker="x", ms=7, color="C3", label="calibration (Newton from l0)")
+    if upper is not None:
+        right.axhline(upper, color="0.5", ls=":", lw=1, label="upper bound of l")
+    right.set_yscale("log")
+    right.set_xlabel("λ (0: generalisation term only, 1: training speed only)")
+    right.set_ylabel("J_λ-optimal length scale l*")
+    right.set_title("optimal length scale vs λ", fontsize=9)
+    for ax in (left, right):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(frameon=False, fontsize=7)
+    left.set_xscale("log")
+    fig.suptitle(f"J_λ-optimal receptive fields: {title}", fontsize=10)
+    return fig

@@ -23,7 +23,7 @@ Z = 5.0  # standard errors of the estimated gain within which g(s)/s − 1 count
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("analyze", help="analyses (variance-flow, isometry, deep-limit, "
-                       "width)",
+                       "length-scale, width)",
                        description="Analyses that need no training (a network at "
                        "initialization, or its infinite-width limit), and fits over a run.")
     analyses = p.add_subparsers(dest="analysis", metavar="ANALYSIS", required=True)
@@ -70,6 +70,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     deep.add_argument("--kernel", choices=("ntk", "nngp"), default="ntk")
     deep.add_argument("--seed", type=int, default=0, help="seed of the data split")
     _output_arguments(deep, "deep_limit_<task>_<kernel>.svg")
+    ls = analyses.add_parser(
+        "length-scale", help="J_λ-optimal receptive-field length scale vs λ",
+        description="The length scale l that structured_rf_ntk picks by minimising "
+        "J_λ(l) = (1−λ)·tr(Yᵀ(H+reg·I)⁻¹Y) − λ·tr(YᵀHY) on a task's training data, for "
+        "several λ: per λ the global minimiser (Newton from the best point of a log-spaced "
+        "scan of l), the generalisation and speed terms there, and the minimiser a trial's "
+        "calibration finds (Newton from l0).")
+    ls.add_argument("--task", default="mnist",
+                    help="a task YAML file or a task name with image inputs (default: mnist)")
+    ls.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a data parameter of the task (repeatable; YAML value)")
+    ls.add_argument("--lams", default="0,0.25,0.5,0.75,0.9,1",
+                    help="comma-separated λ values in [0, 1] (default: %(default)s)")
+    ls.add_argument("--batch-size", type=int, default=128,
+                    help="training rows the objective sees (default: %(default)s; the "
+                    "initializer's default is 256)")
+    ls.add_argument("--centres", type=int, default=32,
+                    help="receptive-field centres averaged in H (default: %(default)s; the "
+                    "initializer's default is 64)")
+    ls.add_argument("--f-over-s", type=float, default=0.4,
+                    help="smoothness f per unit size s (default: %(default)s, as the "
+                    "initializer)")
+    ls.add_argument("--l0", type=float, default=5.0,
+                    help="the calibration's starting length scale (default: %(default)s)")
+    ls.add_argument("--scan", type=int, default=16,
+                    help="log-spaced length scales scanned (default: %(default)s)")
+    ls.add_argument("--seed", type=int, default=0, help="seed of the data, rows and centres")
+    _output_arguments(ls, "length_scale_<task>.svg")
     width = analyses.add_parser(
         "width", help="power-law fit of an NTK measurement against the swept width",
         description="For a run that sweeps model.width: fit y ≈ a·width^p per task and "
@@ -286,10 +314,10 @@ def _task_config(name: str):
     return load_task(path)
 
 
-def deep_limit(args: argparse.Namespace) -> int:
-    """Run ``analyze deep-limit`` and print its table (or JSON); returns the exit code."""
+def _task_params(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The task of ``--task`` and its data parameters with ``--param`` applied (checked
+    against what its generator declares)."""
     from ntkbench import registry
-    from ntkbench.analysis.deep_limit import deep_limit_curve
     from ntkbench.spec.task import declared_params
 
     task = _task_config(args.task)
@@ -303,7 +331,78 @@ def deep_limit(args: argparse.Namespace) -> int:
         raise ValueError(f"--param {unknown[0]!r} is not a parameter of the "
                          f"{task.data.generator!r} data"
                          f"{registry.suggest(unknown[0], sorted(known))}")
-    params = {**task.data.params, **overrides}
+    return task, {**task.data.params, **overrides}
+
+
+def length_scale(args: argparse.Namespace) -> int:
+    """Run ``analyze length-scale`` and print its table (or JSON); returns the exit code."""
+    import numpy as np
+
+    from ntkbench import registry
+    from ntkbench.analysis.length_scale import length_scale_curve, monotone_violations
+    from ntkbench.initializers.receptive import input_grid
+
+    task, params = _task_params(args)
+    try:
+        lams = [float(v) for v in args.lams.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--lams expects numbers separated by commas, got {args.lams!r}"
+                         ) from None
+    if not lams or not all(0.0 <= v <= 1.0 for v in lams):
+        raise ValueError(f"--lams must list values in [0, 1], got {args.lams!r}")
+    if args.batch_size < 2 or args.centres < 1:
+        raise ValueError(f"--batch-size must be >= 2 and --centres >= 1, got "
+                         f"{args.batch_size} and {args.centres}")
+    plot_path = _plot_path(args, f"length_scale_{task.name}.svg")
+    data = registry.tasks.get(task.data.generator).obj(seed=args.seed, **params)
+    channels, grid = input_grid(data.in_dim, data.input_shape)
+    rng = np.random.default_rng(args.seed)
+    n = min(args.batch_size, data.n_train)
+    rows = np.sort(rng.choice(data.n_train, n, replace=False))
+    y = data.y_train[rows]  # as a calibration sees it: one-hot rows for classification
+    y = np.eye(data.n_classes)[y.astype(int)] if data.kind == "classification" else y
+    table, scan = length_scale_curve(data.x_train[rows], y, grid, lams, channels=channels,
+                                     f_over_s=args.f_over_s, l0=args.l0, centres=args.centres,
+                                     seed=args.seed, n_scan=args.scan)
+    title = f"{task.name} ({n} rows, {args.centres} centres, grid {'×'.join(map(str, grid))})"
+    if plot_path is not None:
+        from ntkbench.analysis.plots import length_scale_figure
+        from ntkbench.initializers.receptive import LENGTH_SCALE_SPAN
+
+        length_scale_figure(table, scan, title,
+                            upper=LENGTH_SCALE_SPAN * max(grid)).savefig(plot_path)
+    violations = monotone_violations(table)
+    result = {"task": task.name, "data_params": params, "seed": args.seed, "rows_used": n,
+              "grid": list(grid), "channels": channels, "centres": args.centres,
+              "f_over_s": args.f_over_s, "l0": args.l0, "rows": table.to_dict(orient="records"),
+              "scan": scan.to_dict(orient="records"), "monotone_violations": violations,
+              "plot": None if plot_path is None else str(plot_path)}
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+        return 0
+    print(f"J_λ-optimal receptive-field length scale: {title}; f = {args.f_over_s:g}·s")
+    print(f"{'λ':>5}  {'l*':>9}  {'J_λ(l*)':>11}  {'G(l*)':>10}  {'S(l*)':>10}  "
+          f"{'calibration l':>13}")
+    for r in result["rows"]:
+        cal = "same" if r["calibration_is_global"] else _fmt(r["calibrated_length_scale"])
+        print(f"{r['lam']:>5.3g}  {_fmt(r['length_scale']):>9}  {_fmt(r['j_lambda']):>11}  "
+              f"{_fmt(r['inverse_term']):>10}  {_fmt(r['speed_term']):>10}  {cal:>13}")
+    print("G = tr(Yᵀ(H+reg·I)⁻¹Y) (small: generalisation), S = tr(YᵀHY) (large: fast "
+          "training); calibration: where Newton from l0 stops, as in a trial ('same': the "
+          "global minimum)")
+    for v in violations:
+        print(f"warning: {v} (global minimisers cannot do this: a minimum was missed)")
+    if plot_path is not None:
+        print(f"plot saved to {plot_path}")
+    return 0
+
+
+def deep_limit(args: argparse.Namespace) -> int:
+    """Run ``analyze deep-limit`` and print its table (or JSON); returns the exit code."""
+    from ntkbench import registry
+    from ntkbench.analysis.deep_limit import deep_limit_curve
+
+    task, params = _task_params(args)
     try:
         depths = [int(d) for d in args.depths.split(",") if d.strip()]
     except ValueError:
@@ -372,6 +471,7 @@ def width_fit(args: argparse.Namespace) -> int:
 ANALYSES: dict[str, Callable[[argparse.Namespace], int]] = {"variance-flow": variance_flow,
                                                            "isometry": isometry,
                                                            "deep-limit": deep_limit,
+                                                           "length-scale": length_scale,
                                                            "width": width_fit}
 
 

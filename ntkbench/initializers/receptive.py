@@ -29,7 +29,7 @@ fields enable informative sensory encodings", PLoS Computational Biology 18(10):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -284,6 +284,20 @@ def structured_rf_ntk(
     return structured_rf(shape, rng, layer=layer, f=f_over_s * l0, s=l0, gain=gain)
 
 
+def length_scale_gram(x: np.ndarray, grid: Shape, f_over_s: float, centres: np.ndarray, *,
+                      channels: int = 1) -> Callable[[float], np.ndarray]:
+    """``l ↦ H(l)``, the kernel family :func:`structured_rf_ntk` minimises ``J_λ`` over: the
+    two-layer ReLU Gram of receptive fields with ``s = l``, ``f = f_over_s · l`` averaged over
+    the fixed ``centres`` (:func:`receptive_field_gram`), scaled to unit mean diagonal
+    ``H ← n · H / tr H``."""
+    def gram(length_scale: float) -> np.ndarray:
+        H = receptive_field_gram(x, grid, f_over_s * length_scale, length_scale, centres,
+                                 channels=channels)
+        return len(x) * H / np.trace(H)
+
+    return gram
+
+
 def _calibrate_ntk(model: Model, weights: Weights, batch: Batch, probe: Probe | None, *,
                    rng: np.random.Generator, lam: float, f_over_s: float, l0: float,
                    batch_size: int, centres: int, gain: float, reg: float
@@ -301,11 +315,7 @@ def _calibrate_ntk(model: Model, weights: Weights, batch: Batch, probe: Probe | 
     x, y = np.asarray(sample.x, dtype=np.float64), np.asarray(sample.y, dtype=np.float64)
     points = draw_centres(grid, centres, rng)  # fixed over l, so J(l) is smooth
 
-    def gram(length_scale: float) -> np.ndarray:
-        H = receptive_field_gram(x, grid, f_over_s * length_scale, length_scale, points,
-                                 channels=channels)
-        return len(x) * H / np.trace(H)
-
+    gram = length_scale_gram(x, grid, f_over_s, points, channels=channels)
     result = minimize_j_lambda(gram, y, lam, l0, bounds=(0.0, LENGTH_SCALE_SPAN * max(grid)),
                                reg=reg)
     length_scale = result.value
@@ -348,13 +358,18 @@ def _layer_grid(shape: Shape, layer: LayerInfo) -> tuple[int, Shape]:
     shape = tuple(shape)
     if len(shape) > 2:
         return shape[1], shape[2:]
-    fan_in = shape[1]
-    if layer.input_shape is None:
+    return input_grid(shape[1], layer.input_shape)
+
+
+def input_grid(fan_in: int, input_shape: Sequence[int] | None) -> tuple[int, Shape]:
+    """``(channels, grid)`` of ``fan_in`` flat inputs laid out as ``input_shape`` (``(n,)``,
+    ``(H, W)`` or ``(C, H, W)``; ``None``: a 1-D grid of ``fan_in`` points)."""
+    if input_shape is None:
         return 1, (fan_in,)
-    spec = tuple(int(n) for n in layer.input_shape)
+    spec = tuple(int(n) for n in input_shape)
     if len(spec) not in (1, 2, 3) or math.prod(spec) != fan_in:
-        raise ValueError(f"input_shape {layer.input_shape} does not describe the {fan_in} inputs "
-                         f"of the first layer; use (n,), (H, W) or (C, H, W) with "
+        raise ValueError(f"input_shape {tuple(input_shape)} does not describe the {fan_in} "
+                         f"inputs of the first layer; use (n,), (H, W) or (C, H, W) with "
                          f"n = H·W·C = {fan_in}")
     return (spec[0], spec[1:]) if len(spec) == 3 else (1, spec)
 
