@@ -36,6 +36,7 @@ from ntkbench.ntk.analytic import (
     matched_analytic_kernels,
     matched_analytic_ntk,
 )
+from ntkbench.ntk.fourier import fourier_band_edges, fourier_energy
 from ntkbench.ntk.metrics import band_edges, relative_drift, spectral_energy, spectrum
 from ntkbench.ntk.probes import (
     LinearizedProbe,
@@ -382,6 +383,14 @@ def _run(trial: Trial, record: dict[str, Any]) -> None:
         "ntk_step", "ntk_centered_alignment", "ntk_top1_alignment",
         "ntk_residual_alignment", "ntk_target_alignment", "ntk_output_alignment",
         "ntk_residual_band_energy", "ntk_drift_curve")}
+    # Inputs drawn uniformly from a declared box (1-D / 2-D targets): residual Fourier bands.
+    fourier = None
+    if data.domain is not None and data.kind == "regression" and data.in_dim <= 2 \
+            and data.n_train >= 2:
+        fourier = fourier_band_edges(data.n_train, data.in_dim)
+        record["fourier_band_edges"] = fourier.tolist()
+        curves["fourier_residual_band_energy"] = []
+        y_train = _targets_matrix(data, data.y_train)
     k0: list[np.ndarray] = []
     spec0: list = []  # the spectrum of the NTK at init (None when not finite)
     linear = _linearized_probe(trial, data, net, loss_steps, record)
@@ -394,6 +403,11 @@ def _run(trial: Trial, record: dict[str, Any]) -> None:
         curves["curve_train_loss"].append(train_loss)
         curves["curve_test_metric"].append(metric.fn(pred, data.y_test)
                                            if np.all(np.isfinite(pred)) else float("nan"))
+        if fourier is not None:  # on the training inputs, at every loss checkpoint
+            res = residual(y_train, net.predict(data.x_train), data.kind)
+            curves["fourier_residual_band_energy"].append(
+                fourier_energy(data.x_train, res, data.domain, fourier).tolist()
+                if np.all(np.isfinite(res)) else None)
         if linear is not None:
             gap_train, gap_test = linear.gaps(step, net.predict(data.x_train), pred)
             curves["curve_lin_gap_train"].append(gap_train)

@@ -46,6 +46,17 @@ def test_a_constant_off_diagonal_kernel_predicts_the_majority_vote(c):
     np.testing.assert_allclose(pred[:, 0], c * y.sum() / (1 - c + c * n), rtol=1e-10)
 
 
+def test_unequal_norms_make_the_deep_limit_a_norm_weighted_vote():
+    # ReLU without biases is homogeneous: K = D κ D, and a constant κ predicts
+    # sign Σ y_i/‖x_i‖. Shrink the minority class's inputs 3× so that its weighted vote wins.
+    x, y, x_test, y_test = _task(n_train=60, n_test=40)
+    minority = 1 if (y == 1).sum() < (y == 0).sum() else 0
+    x = np.where((y == minority)[:, None], x / 3.0, x)
+    curve = deep_limit_curve(x, y, x_test, y_test, [4096])
+    deep = curve.iloc[0]
+    assert deep["weighted_vote_agreement"] == 1.0 and deep["majority_agreement"] == 0.0
+
+
 def test_deep_classifier_falls_to_the_majority_vote():
     curve = deep_limit_curve(*_task(), [1, 2048])
     shallow, deep = curve.iloc[0], curve.iloc[1]
@@ -65,12 +76,14 @@ def test_pm1_maps_two_classes_and_rejects_more():
         deep_limit_curve(*_task(), [1], kernel="rbf")
 
 
-def test_a_depth_too_deep_for_memory_is_refused_before_any_work(monkeypatch):
+def test_too_many_points_for_memory_are_refused_before_any_work(monkeypatch):
     import os
 
     from ntkbench.analysis import deep_limit as dl
 
-    monkeypatch.setattr(os, "sysconf", lambda name: {"SC_AVPHYS_PAGES": 1000,
-                                                      "SC_PAGE_SIZE": 4096}[name])
-    with pytest.raises(ValueError, match=r"needs about .* GiB"):
-        dl.deep_limit_curve(*_task(), [4096])
+    pages = {"SC_AVPHYS_PAGES": 100, "SC_PAGE_SIZE": 4096}  # 400 kB available
+    monkeypatch.setattr(os, "sysconf", lambda name: pages[name])
+    with pytest.raises(ValueError, match=r"points need about .* GiB"):
+        dl.deep_limit_curve(*_task(), [1])
+    pages["SC_AVPHYS_PAGES"] = 10**6  # 4 GB: any depth fits, the depth costs only time
+    assert len(dl.deep_limit_curve(*_task(), [4096])) == 1

@@ -533,3 +533,34 @@ def test_correlation_survives_variances_whose_product_overflows():
     rho = _correlation(k, k, 0.5 * k)  # k11·k22 = 1e400 overflows; the correlation is 0.5
     np.testing.assert_allclose(rho, [0.5, 0.5], rtol=1e-15)
     assert _correlation(np.array([3.7]), np.array([3.7]), np.array([3.7]))[0] == 1.0
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "erf", "linear"])
+def test_forward_accumulation_equals_the_per_layer_sum(activation):
+    # per_layer=False accumulates Θ forward in constant memory; per_layer=True sums the layers'
+    # contributions built backward. Two recursions, one kernel: per-layer constants differ.
+    rng = np.random.default_rng(3)
+    x1, x2 = rng.normal(size=(7, 5)), rng.normal(size=(4, 5))
+    consts = dict(sigma_w2=[1.3, 2.0, 0.7, 1.9], sigma_b2=[0.1, 0.0, 0.4, 0.2],
+                  grad_w=[1.1, 0.5, 2.2, 1.0], grad_b=[0.3, 0.0, 1.0, 0.5])
+    for a, b in ((x1, x2), (x1, None)):
+        full = layerwise_kernels(a, b, activation=activation, **consts)
+        fast = layerwise_kernels(a, b, activation=activation, per_layer=False, **consts)
+        assert fast.layers is None and fast.method == full.method
+        np.testing.assert_allclose(fast.ntk, full.ntk, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(fast.nngp, full.nngp, rtol=1e-15, atol=0)
+
+
+def test_analytic_kernels_at_depth_4096_take_constant_memory():
+    x = np.random.default_rng(0).normal(size=(40, 3))
+    tracemalloc.start()
+    try:
+        k = nb.analytic_kernels(x, depth=4096, w_std=math.sqrt(2.0))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 200 * 40 * 40 * 8  # a few dozen (n × n) arrays, not one per layer (4096)
+    off = k.ntk[np.triu_indices(40, 1)] / np.sqrt(np.outer(np.diag(k.ntk), np.diag(k.ntk)))[
+        np.triu_indices(40, 1)]
+    # the deep limit 1/4 (analysis.deep_limit); pairs that start close to ρ = 1 get there last
+    assert np.median(np.abs(off - 0.25)) < 0.002 and np.max(np.abs(off - 0.25)) < 0.05

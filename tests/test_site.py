@@ -5,6 +5,7 @@ import json
 import re
 import shutil
 import subprocess
+import warnings
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -105,6 +106,27 @@ def test_residual_spectrum_is_the_median_band_energy_relative_to_step_0(df):
     assert lines[0].get_label() == "ranks 1"
 
 
+def test_fourier_residual_spectrum_uses_the_loss_checkpoints_and_frequency_bands(df):
+    fig = figures.residual_spectrum(df, "osc_low", basis="fourier")
+    rows = df[(df.task == "osc_low") & (df.init_label == "lecun_normal")]
+    energy = np.stack([np.asarray(e, dtype=float)
+                       for e in rows["fourier_residual_band_energy"]])
+    assert energy.shape[1] == len(rows["curve_step"].iloc[0])
+    rel = energy / np.where(energy[:, :1, :] > 0, energy[:, :1, :], np.nan)
+    with warnings.catch_warnings():  # a band negative in every seed: all-NaN, left out
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = np.nanmedian(np.where(rel > 0, rel, np.nan), axis=0)
+    ax = fig.axes[sorted(INITS).index("lecun_normal")]
+    lines = ax.get_lines()
+    assert [ln.get_label() for ln in lines[:2]] == ["|k| 1", "|k| 2–3"]  # no mean (k = 0)
+    assert len(lines) == energy.shape[2] - 1
+    for b in (1, 2):
+        np.testing.assert_allclose(lines[b - 1].get_ydata(), expected[:, b], rtol=1e-12)
+    assert "Fourier frequencies" in fig.get_suptitle()
+    with pytest.raises(ValueError, match="basis must be one of"):
+        figures.residual_spectrum(df, "osc_low", basis="wavelet")
+
+
 def test_sweep_values_become_part_of_the_figure_labels():
     frame = pd.DataFrame({"initializer": ["a", "a", "b"], "init_label": ["a", "a", ""],
                           "sweep_label": ["model.depth=2", "model.depth=4", "model.depth=2"]})
@@ -180,9 +202,11 @@ def test_site_pages_link_only_to_local_files_that_exist(site, df):
         for target in parser.images + parser.targets:
             assert (site / target).is_file(), (page.name, target)
         if page.name != "index.html":
-            # 2 curves, kernel, spectrum, residual spectrum, linearization gap, layer share,
-            # predictor
-            assert len(parser.images) == 8
+            # 2 curves, kernel, spectrum, residual spectrum (NTK eigenvectors and Fourier
+            # bands: the oscillatory tasks declare their input box), linearization gap, layer
+            # share, predictor
+            assert len(parser.images) == 9
+            assert any(i.endswith("-fourier-spectrum.svg") for i in parser.images)
             records = [t for t in parser.targets if t.startswith("trials/")]
             assert len(records) == len(INITS) * 3
             record = json.loads((site / records[0]).read_text())

@@ -81,6 +81,9 @@ def deep_limit_figure(curve, title: str, kernel: str = "ntk") -> Figure:
     left.plot(d, curve["test_accuracy"], marker="o", ms=4, label="test accuracy")
     left.plot(d, curve["majority_agreement"], marker="s", ms=4,
               label="share classified as the majority class")
+    if "weighted_vote_agreement" in curve:
+        left.plot(d, curve["weighted_vote_agreement"], marker="^", ms=6, ls="--", mfc="none",
+                  label="share given the norm-weighted vote's class")
     left.axhline(float(curve["majority_accuracy"].iloc[0]), color="0.4", ls="--", lw=1,
                  label="majority vote's accuracy")
     left.set_ylim(0, 1.02)

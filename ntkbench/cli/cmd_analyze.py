@@ -429,15 +429,18 @@ def deep_limit(args: argparse.Namespace) -> int:
     print(f"deep-limit classifier: {args.kernel.upper()} kernel regression of ReLU networks "
           f"(σ_w² = 2, no biases) on {task.name}, {data.n_train} train / {len(data.x_test)} "
           f"test points, ±1 targets, seed {args.seed}")
-    print(f"{'depth':>6}  {'test acc.':>9}  {'= majority':>10}  {'off-diag mean':>13}  "
-          f"{'off-diag std':>12}")
+    print(f"{'depth':>6}  {'test acc.':>9}  {'= majority':>10}  {'= weighted':>10}  "
+          f"{'off-diag mean':>13}  {'off-diag std':>12}")
     for row in result["rows"]:
         print(f"{row['depth']:>6}  {_fmt(row['test_accuracy'], '.4f'):>9}  "
               f"{_fmt(row['majority_agreement'], '.4f'):>10}  "
+              f"{_fmt(row['weighted_vote_agreement'], '.4f'):>10}  "
               f"{_fmt(row['offdiag_mean'], '.4f'):>13}  {_fmt(row['offdiag_std'], '.2e'):>12}")
     print(f"majority vote of the training labels scores {curve['majority_accuracy'].iloc[0]:.4f}"
-          "; '= majority': share of test points classified as the majority class; off-diag: "
-          "K_ij/√(K_ii K_jj), i ≠ j, on the training set (NTK → 1/4, NNGP → 1 with depth)")
+          "; '= majority' / '= weighted': share of test points given the class of the majority"
+          " vote / of the norm-weighted vote sign Σ y_i/‖x_i‖ (the deep limit for inputs of "
+          "unequal norm); off-diag: K_ij/√(K_ii K_jj), i ≠ j, on the training set (NTK → 1/4, "
+          "NNGP → 1 with depth)")
     if plot_path is not None:
         print(f"plot saved to {plot_path}")
     return 0

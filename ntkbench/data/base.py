@@ -54,6 +54,9 @@ class Dataset:
     n_classes: int | None = None
     input_shape: tuple[int, ...] | None = None
     grid: PixelGrid | None = None
+    # The box ((lo, hi) per input dimension) the inputs are drawn from uniformly, when they
+    # are: it enables the residual's Fourier bands (ntkbench.ntk.fourier).
+    domain: tuple[tuple[float, float], ...] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("regression", "classification"):
@@ -65,6 +68,11 @@ class Dataset:
             raise ValueError("inputs and targets must have the same number of samples")
         if self.kind == "classification" and not self.n_classes:
             raise ValueError("classification datasets need n_classes")
+        if self.domain is not None and (
+                len(self.domain) != self.x_train.shape[1]
+                or not all(len(b) == 2 and b[0] < b[1] for b in self.domain)):
+            raise ValueError(f"domain must give (lo, hi), lo < hi, for each of the "
+                             f"{self.x_train.shape[1]} input dimensions, got {self.domain!r}")
         if self.grid is not None and self.grid.x.shape[1] != self.x_train.shape[1]:
             raise ValueError(f"the pixel grid has inputs of dimension {self.grid.x.shape[1]}, "
                              f"the data {self.x_train.shape[1]}")

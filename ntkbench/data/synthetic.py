@@ -142,6 +142,7 @@ def oscillatory_1d(
         y_test=oscillatory_1d_target(x_test, freq),
         kind="regression",
         input_shape=None,
+        domain=((-1.0, 1.0),),
     )
 
 
@@ -244,4 +245,5 @@ def targets_2d(
         y_test=fn(x_test)[:, None],
         kind="regression",
         input_shape=None,
+        domain=((0.0, 1.0), (0.0, 1.0)),
     )

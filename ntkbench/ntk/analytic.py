@@ -108,13 +108,14 @@ class LayerwiseKernels(NamedTuple):
     Attributes:
         nngp: ``(n1, n2)`` output covariance ``Σ_L``.
         ntk: ``(n1, n2)`` NTK of one output unit, ``layers.sum(0)``.
-        layers: ``(L, n1, n2)`` contributions ``Θ_l = (g_l q_l + c_l) B_l``, first layer first.
+        layers: ``(L, n1, n2)`` contributions ``Θ_l = (g_l q_l + c_l) B_l``, first layer first;
+            ``None`` when computed with ``per_layer=False``.
         method: ``"closed_form"`` or ``"quadrature"``.
     """
 
     nngp: np.ndarray
     ntk: np.ndarray
-    layers: np.ndarray
+    layers: np.ndarray | None
     method: str
 
 
@@ -377,7 +378,8 @@ def _layer_values(name: str, values: Sequence[float]) -> list[float]:
 def layerwise_kernels(x1: ArrayLike, x2: ArrayLike | None = None, *, activation: str,
                       sigma_w2: Sequence[float], sigma_b2: Sequence[float],
                       grad_w: Sequence[float], grad_b: Sequence[float], quadrature: bool = False,
-                      quadrature_points: int = DEFAULT_QUADRATURE_POINTS) -> LayerwiseKernels:
+                      quadrature_points: int = DEFAULT_QUADRATURE_POINTS,
+                      per_layer: bool = True) -> LayerwiseKernels:
     """The general infinite-width recursion (module docstring) with per-layer constants.
 
     Args:
@@ -390,6 +392,9 @@ def layerwise_kernels(x1: ArrayLike, x2: ArrayLike | None = None, *, activation:
         grad_b: ``c_l = t_l²`` (0 without biases), the bias-gradient multiplier.
         quadrature: use Gauss–Hermite quadrature even where a closed form exists.
         quadrature_points: nodes per dimension of the quadrature rule (``points²`` in 2-D).
+        per_layer: keep each layer's contribution (``L`` arrays of ``(n1, n2)``); ``False``
+            accumulates the NTK forward in constant memory (``layers`` is then ``None``), for
+            very deep networks.
 
     Returns:
         :class:`LayerwiseKernels` with ``nngp = Σ_L``, ``layers[l−1] = (g_l q_l + c_l) B_l`` and
@@ -425,6 +430,9 @@ def layerwise_kernels(x1: ArrayLike, x2: ArrayLike | None = None, *, activation:
         np.fill_diagonal(q, var1)  # so that Σ(x, x) is the same number on both paths
     gram_terms = [q]  # q_l, l = 1..L
     slopes = []  # Ė_{l+1}, l = 1..L−1
+    # Without the per-layer split, accumulate forward in O(n1·n2) memory at any depth:
+    # Θ ← (g_{l+1} q_{l+1} + c_{l+1}) + σ_{l+1}² Ė_{l+1} Θ, which unrolls to Σ_l Θ_l.
+    ntk = gw[0] * q + gb[0]
     for layer in range(n_layers - 1):
         cov = sw[layer] * q + sb[layer]
         var1 = sw[layer] * var1 + sb[layer]
@@ -438,18 +446,22 @@ def layerwise_kernels(x1: ArrayLike, x2: ArrayLike | None = None, *, activation:
                 _expectations(activation, v[:, None], v[:, None], v[:, None],
                               quadrature=use_quadrature, points=points, symmetric=False)[0][:, 0]
                 for v in (var1, var2))
-        gram_terms.append(q)
-        slopes.append(slope)
-
+        if per_layer:
+            gram_terms.append(q)
+            slopes.append(slope)
+        else:
+            ntk = (gw[layer + 1] * q + gb[layer + 1]) + sw[layer + 1] * slope * ntk
+    method = "quadrature" if use_quadrature else "closed_form"
+    nngp = sw[-1] * q + sb[-1]
+    if not per_layer:
+        return LayerwiseKernels(nngp=nngp, ntk=ntk, layers=None, method=method)
     layers = np.empty((n_layers,) + q.shape)
     backward = np.ones(q.shape)  # B_L
     for layer in range(n_layers - 1, -1, -1):
         layers[layer] = (gw[layer] * gram_terms[layer] + gb[layer]) * backward
         if layer > 0:
             backward = sw[layer] * slopes[layer - 1] * backward
-    nngp = sw[-1] * gram_terms[-1] + sb[-1]
-    return LayerwiseKernels(nngp=nngp, ntk=layers.sum(0), layers=layers,
-                            method="quadrature" if use_quadrature else "closed_form")
+    return LayerwiseKernels(nngp=nngp, ntk=layers.sum(0), layers=layers, method=method)
 
 
 def analytic_kernels(x1: ArrayLike, x2: ArrayLike | None = None, *, depth: int,
@@ -488,7 +500,8 @@ def analytic_kernels(x1: ArrayLike, x2: ArrayLike | None = None, *, depth: int,
     per_layer = [w2] * (depth + 1), [b2] * (depth + 1)
     result = layerwise_kernels(x1, x2, activation=activation, sigma_w2=per_layer[0],
                                sigma_b2=per_layer[1], grad_w=per_layer[0], grad_b=per_layer[1],
-                               quadrature=quadrature, quadrature_points=quadrature_points)
+                               quadrature=quadrature, quadrature_points=quadrature_points,
+                               per_layer=False)
     return AnalyticKernels(result.nngp, result.ntk, result.method)
 
 

@@ -181,38 +181,58 @@ def ntk_curves(df: pd.DataFrame, task: str, *, backend: str | None = None,
     return fig
 
 
+#: The two bases of the residual spectrum: (energy column, band-edge column, step column).
+RESIDUAL_BASES = {"ntk": ("ntk_residual_band_energy", "ntk_band_edges", "ntk_step"),
+                  "fourier": ("fourier_residual_band_energy", "fourier_band_edges",
+                              "curve_step")}
+
+
 def residual_spectrum(df: pd.DataFrame, task: str, *, backend: str | None = None,
-                      max_groups: int = 6) -> Figure:
+                      max_groups: int = 6, basis: str = "ntk") -> Figure:
     """The spectral-bias view, one panel per initializer (and sweep value): the residual's
-    energy in each octave band of eigenvectors of the NTK at init, relative to its value at
-    step 0, against the step (median over ok seeds; bands coloured from the top eigenvalues,
-    dark, to the smallest, light). A linearized network empties the top bands first."""
+    energy in each band, relative to its value at step 0, against the step (median over ok
+    seeds; bands coloured from the first, dark, to the last, light). ``basis="ntk"``: octave
+    bands of eigenvector ranks of the NTK at init, at the NTK checkpoints — a linearized network
+    empties the top bands first; ``basis="fourier"``: octave bands of Fourier frequency
+    ``|k|_∞`` (cycles over the input box, :mod:`ntkbench.ntk.fourier`) on the training inputs,
+    at every loss checkpoint, for tasks whose inputs are drawn uniformly from a box (the mean,
+    ``k = 0``, is left out: fitted within a few steps, what is left of it is noise). A band's
+    estimate can be negative (it is unbiased, not a sum of squares): it is left off the log
+    axis."""
     from matplotlib import colormaps
 
+    if basis not in RESIDUAL_BASES:
+        raise ValueError(f"basis must be one of {', '.join(RESIDUAL_BASES)}, got {basis!r}")
+    energy, edge_column, step_column = RESIDUAL_BASES[basis]
     rows = _ok(_trials(df, task, backend))
-    rows = rows[rows["ntk_residual_band_energy"].map(is_curve)] \
-        if "ntk_residual_band_energy" in rows.columns else rows.iloc[:0]
+    rows = rows[rows[energy].map(is_curve)] if energy in rows.columns else rows.iloc[:0]
     groups = list(rows.groupby("_label", sort=True))[:max_groups]
     fig = Figure(figsize=(min(3.2 * max(len(groups), 1), 16.0), SIZE[1]), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, max(len(groups), 1), sharey=True))
     for ax, (label, group) in zip(axes, groups, strict=False):
-        steps = np.asarray(group["ntk_step"].iloc[0], dtype=float)
-        edges = list(group["ntk_band_edges"].iloc[0]) if "ntk_band_edges" in group else []
-        # Trials with an energy vector at every NTK step (None where the kernel was not finite).
-        curves = [np.array(trial, dtype=float) for trial in group["ntk_residual_band_energy"]
+        steps = np.asarray(group[step_column].iloc[0], dtype=float)
+        edges = list(group[edge_column].iloc[0]) if edge_column in group else []
+        # Trials with an energy vector at every step (None where the values were not finite).
+        curves = [np.array(trial, dtype=float) for trial in group[energy]
                   if len(trial) == len(steps) and all(e is not None and len(e) for e in trial)]
         if not curves or not edges:
             continue
         n_bands = min(c.shape[1] for c in curves)
         rel = np.stack([c[:, :n_bands] / np.where(c[:1, :n_bands] > 0, c[:1, :n_bands], np.nan)
                         for c in curves])
-        median = np.nanmedian(rel, axis=0)
+        with warnings.catch_warnings():  # a band negative in every seed: all-NaN, left out
+            warnings.simplefilter("ignore", RuntimeWarning)
+            median = np.nanmedian(np.where(rel > 0, rel, np.nan), axis=0)
         cmap = colormaps["viridis"]
         x = np.maximum(steps, 0.5)  # step 0 on a log axis
-        for b in range(n_bands):
-            lo, hi = edges[b] + 1, edges[b + 1]
-            ax.plot(x, median[:, b], color=cmap(b / max(n_bands - 1, 1)), lw=1.5,
-                    label=f"ranks {lo}" + (f"–{hi}" if hi > lo else ""))
+        for b in range(0 if basis == "ntk" else 1, n_bands):
+            if basis == "ntk":
+                lo, hi = edges[b] + 1, edges[b + 1]
+                name = f"ranks {lo}" + (f"–{hi}" if hi > lo else "")
+            else:
+                lo, hi = edges[b], edges[b + 1] - 1
+                name = f"|k| {lo}" + (f"–{hi}" if hi > lo else "")
+            ax.plot(x, median[:, b], color=cmap(b / max(n_bands - 1, 1)), lw=1.5, label=name)
         ax.set_title(label, fontsize=9)
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -221,8 +241,9 @@ def residual_spectrum(df: pd.DataFrame, task: str, *, backend: str | None = None
     axes[0].set_ylabel("residual energy / energy at step 0")
     if groups:
         axes[-1].legend(frameon=False, fontsize=7, loc="lower left")
-    fig.suptitle(f"{task}: residual per band of NTK-at-init eigenvectors (median over seeds)",
-                 fontsize=10)
+    what = "NTK-at-init eigenvectors" if basis == "ntk" else \
+        "Fourier frequencies (cycles over the input box)"
+    fig.suptitle(f"{task}: residual per band of {what} (median over seeds)", fontsize=10)
     return fig
 
 

@@ -249,6 +249,11 @@ def _task_body(table: TaskTable, trials: pd.DataFrame, predictors: pd.DataFrame,
             body += fig(f"{tag}-residual-spectrum", lambda b=backend: figures.residual_spectrum(
                 trials, task, backend=b), "The residual per band of eigenvectors of the NTK "
                 "at init, relative to step 0: the spectral-bias view of training.", wide=True)
+        if _has_curve(trials, "fourier_residual_band_energy"):
+            body += fig(f"{tag}-fourier-spectrum", lambda b=backend: figures.residual_spectrum(
+                trials, task, backend=b, basis="fourier"), "The residual per octave band of "
+                "Fourier frequencies on the training inputs, relative to step 0: low "
+                "frequencies are fitted first.", wide=True)
         if _has_curve(trials, "curve_lin_gap_train"):
             body += fig(f"{tag}-linearized", lambda b=backend: figures.linearized_gap(
                 trials, task, backend=b, colors=colors),
