@@ -103,7 +103,7 @@ def mean_predictor(data: Dataset, metric: Any, loss: str) -> dict[str, float]:
         with np.errstate(divide="ignore"):
             pred = np.tile(np.log(p), (n_test, 1))
     else:
-        y = _targets_matrix(data, data.y_train)
+        y = data.target_matrix(data.y_train)
         mean = y.mean(axis=0)
         train_loss = float(0.5 * np.sum((y - mean) ** 2) / len(y))
         pred = np.tile(mean, (n_test, 1))
@@ -134,7 +134,7 @@ def kernel_regression(trial: Trial, model: Model, weights: list[dict[str, np.nda
     if n > limit:
         return {"skipped": f"{n} train + test points > {limit} for the "
                            f"{analytic_method(model.activation)} kernels"}
-    y = _targets_matrix(data, data.y_train)
+    y = data.target_matrix(data.y_train)
     points: dict[str, int] = {}
     if analytic_method(model.activation) == "quadrature":
         # Quadrature loses accuracy as the variances grow (a GO or large-gain tanh network):
@@ -264,13 +264,6 @@ def build_model(trial: Trial, data: Dataset) -> Model:
                input_shape=data.input_shape, **common)
 
 
-def _targets_matrix(data: Dataset, y: np.ndarray) -> np.ndarray:
-    """Targets as an ``(n, out_dim)`` float matrix (one-hot for classification)."""
-    if data.kind == "classification":
-        return np.eye(data.out_dim)[np.asarray(y, dtype=int)]
-    return np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-
-
 _trials_in_process = 0  # how many trials this process ran before the current one
 
 
@@ -354,7 +347,7 @@ def _run(trial: Trial, record: dict[str, Any]) -> None:
     record["initializer_origin"] = entry.origin
     batch = probe = None
     if is_data_dependent(entry.obj):
-        batch = Batch(data.x_train, _targets_matrix(data, data.y_train), data.y_train, data.kind)
+        batch = Batch(data.x_train, data.target_matrix(data.y_train), data.y_train, data.kind)
         probe = Probe(lambda w: backend.Network(model, w, dtype="float64", device=device),
                       trial.training.loss)
     weights = initialize_with(model, entry, trial.seed, trial.initializer.params, batch=batch,
@@ -372,7 +365,7 @@ def _run(trial: Trial, record: dict[str, Any]) -> None:
         rng = np.random.default_rng(np.random.SeedSequence([trial.seed, 0x4E54]))
         ntk_idx = np.sort(rng.choice(data.n_train, trial.measure.ntk_max_n, replace=False))
     x_ntk = data.x_train[ntk_idx]
-    y_ntk = _targets_matrix(data, data.y_train[ntk_idx])
+    y_ntk = data.target_matrix(data.y_train[ntk_idx])
     record["ntk_n"] = int(len(ntk_idx))
 
     steps = trial.training.steps
@@ -390,7 +383,7 @@ def _run(trial: Trial, record: dict[str, Any]) -> None:
         fourier = fourier_band_edges(data.n_train, data.in_dim)
         record["fourier_band_edges"] = fourier.tolist()
         curves["fourier_residual_band_energy"] = []
-        y_train = _targets_matrix(data, data.y_train)
+        y_train = data.target_matrix(data.y_train)
     k0: list[np.ndarray] = []
     spec0: list = []  # the spectrum of the NTK at init (None when not finite)
     linear = _linearized_probe(trial, data, net, loss_steps, record)
@@ -403,13 +396,14 @@ def _run(trial: Trial, record: dict[str, Any]) -> None:
         curves["curve_train_loss"].append(train_loss)
         curves["curve_test_metric"].append(metric.fn(pred, data.y_test)
                                            if np.all(np.isfinite(pred)) else float("nan"))
+        pred_train = net.predict(data.x_train) if fourier is not None or linear else None
         if fourier is not None:  # on the training inputs, at every loss checkpoint
-            res = residual(y_train, net.predict(data.x_train), data.kind)
+            res = residual(y_train, pred_train, data.kind)
             curves["fourier_residual_band_energy"].append(
                 fourier_energy(data.x_train, res, data.domain, fourier).tolist()
                 if np.all(np.isfinite(res)) else None)
         if linear is not None:
-            gap_train, gap_test = linear.gaps(step, net.predict(data.x_train), pred)
+            gap_train, gap_test = linear.gaps(step, pred_train, pred)
             curves["curve_lin_gap_train"].append(gap_train)
             curves["curve_lin_gap_test"].append(gap_test)
         if step in ntk_steps:
@@ -512,7 +506,7 @@ def _linearized_probe(trial: Trial, data: Dataset, net: Any, steps: list[int],
         record["linearized"] = {"skipped": reason}
         return None
     try:
-        probe = LinearizedProbe(net, data.x_train, _targets_matrix(data, data.y_train),
+        probe = LinearizedProbe(net, data.x_train, data.target_matrix(data.y_train),
                                 data.x_test, trial.training.lr, steps)
     except NonFiniteInit as exc:  # training will stop at step 0 and record "diverged"
         record["linearized"] = {"skipped": str(exc)}

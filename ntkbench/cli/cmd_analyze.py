@@ -89,11 +89,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ls.add_argument("--centres", type=int, default=32,
                     help="receptive-field centres averaged in H (default: %(default)s; the "
                     "initializer's default is 64)")
-    ls.add_argument("--f-over-s", type=float, default=0.4,
-                    help="smoothness f per unit size s (default: %(default)s, as the "
-                    "initializer)")
-    ls.add_argument("--l0", type=float, default=5.0,
-                    help="the calibration's starting length scale (default: %(default)s)")
+    ls.add_argument("--f-over-s", type=float, default=None,
+                    help="smoothness f per unit size s (default: the initializer's, 0.4)")
+    ls.add_argument("--l0", type=float, default=None,
+                    help="the calibration's starting length scale (default: the "
+                    "initializer's, 5)")
     ls.add_argument("--scan", type=int, default=16,
                     help="log-spaced length scales scanned (default: %(default)s)")
     ls.add_argument("--seed", type=int, default=0, help="seed of the data, rows and centres")
@@ -334,20 +334,26 @@ def _task_params(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     return task, {**task.data.params, **overrides}
 
 
+def _comma_list(text: str, option: str, convert: Callable[[str], Any], what: str) -> list:
+    """``"1, 2,4"`` → ``[convert("1"), ...]``; a ``ValueError`` naming ``option`` otherwise."""
+    try:
+        return [convert(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{option} expects {what} separated by commas, got {text!r}") from None
+
+
 def length_scale(args: argparse.Namespace) -> int:
     """Run ``analyze length-scale`` and print its table (or JSON); returns the exit code."""
     import numpy as np
 
     from ntkbench import registry
     from ntkbench.analysis.length_scale import length_scale_curve, monotone_violations
-    from ntkbench.initializers.receptive import input_grid
+    from ntkbench.initializers.receptive import DEFAULT_F, DEFAULT_S, input_grid
 
     task, params = _task_params(args)
-    try:
-        lams = [float(v) for v in args.lams.split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"--lams expects numbers separated by commas, got {args.lams!r}"
-                         ) from None
+    f_over_s = DEFAULT_F / DEFAULT_S if args.f_over_s is None else args.f_over_s
+    l0 = DEFAULT_S if args.l0 is None else args.l0
+    lams = _comma_list(args.lams, "--lams", float, "numbers")
     if not lams or not all(0.0 <= v <= 1.0 for v in lams):
         raise ValueError(f"--lams must list values in [0, 1], got {args.lams!r}")
     if args.batch_size < 2 or args.centres < 1:
@@ -359,10 +365,9 @@ def length_scale(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
     n = min(args.batch_size, data.n_train)
     rows = np.sort(rng.choice(data.n_train, n, replace=False))
-    y = data.y_train[rows]  # as a calibration sees it: one-hot rows for classification
-    y = np.eye(data.n_classes)[y.astype(int)] if data.kind == "classification" else y
+    y = data.target_matrix(data.y_train[rows])  # as a calibration sees it
     table, scan = length_scale_curve(data.x_train[rows], y, grid, lams, channels=channels,
-                                     f_over_s=args.f_over_s, l0=args.l0, centres=args.centres,
+                                     f_over_s=f_over_s, l0=l0, centres=args.centres,
                                      seed=args.seed, n_scan=args.scan)
     title = f"{task.name} ({n} rows, {args.centres} centres, grid {'×'.join(map(str, grid))})"
     if plot_path is not None:
@@ -374,13 +379,13 @@ def length_scale(args: argparse.Namespace) -> int:
     violations = monotone_violations(table)
     result = {"task": task.name, "data_params": params, "seed": args.seed, "rows_used": n,
               "grid": list(grid), "channels": channels, "centres": args.centres,
-              "f_over_s": args.f_over_s, "l0": args.l0, "rows": table.to_dict(orient="records"),
+              "f_over_s": f_over_s, "l0": l0, "rows": table.to_dict(orient="records"),
               "scan": scan.to_dict(orient="records"), "monotone_violations": violations,
               "plot": None if plot_path is None else str(plot_path)}
     if args.json:
         print(json.dumps(result, indent=2, default=str))
         return 0
-    print(f"J_λ-optimal receptive-field length scale: {title}; f = {args.f_over_s:g}·s")
+    print(f"J_λ-optimal receptive-field length scale: {title}; f = {f_over_s:g}·s")
     print(f"{'λ':>5}  {'l*':>9}  {'J_λ(l*)':>11}  {'G(l*)':>10}  {'S(l*)':>10}  "
           f"{'calibration l':>13}")
     for r in result["rows"]:
@@ -403,11 +408,7 @@ def deep_limit(args: argparse.Namespace) -> int:
     from ntkbench.analysis.deep_limit import deep_limit_curve
 
     task, params = _task_params(args)
-    try:
-        depths = [int(d) for d in args.depths.split(",") if d.strip()]
-    except ValueError:
-        raise ValueError(f"--depths expects integers separated by commas, got "
-                         f"{args.depths!r}") from None
+    depths = _comma_list(args.depths, "--depths", int, "integers")
     if not depths or min(depths) < 1:
         raise ValueError(f"--depths must list hidden-layer counts >= 1, got {args.depths!r}")
     plot_path = _plot_path(args, f"deep_limit_{task.name}_{args.kernel}.svg")

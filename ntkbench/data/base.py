@@ -91,6 +91,13 @@ class Dataset:
     def n_train(self) -> int:
         return int(len(self.x_train))
 
+    def target_matrix(self, y: np.ndarray) -> np.ndarray:
+        """Targets ``y`` of this task as an ``(n, out_dim)`` float matrix (one-hot rows for
+        classification), as kernels, probes and calibrations take them."""
+        if self.kind == "classification":
+            return np.eye(self.out_dim)[np.asarray(y, dtype=int)]
+        return np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+
 
 def register_task(name: str | None = None) -> Callable[[Callable], Callable]:
     """Decorator that registers ``fn(*, seed, **params) -> Dataset`` as a task loader."""
