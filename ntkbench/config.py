@@ -7,14 +7,11 @@ in YAML is an error rather than a silently ignored setting.
 
 from __future__ import annotations
 
-import hashlib
-import json
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
-
-from ntkbench._version import __version__
 
 
 class _Frozen(BaseModel):
@@ -153,15 +150,16 @@ class InitializerConfig(_Frozen):
         return f"{self.name}({inner})"
 
 
-_LABEL_FIELDS = {"suite", "sweep", "base_dir"}
+LABEL_FIELDS = {"suite", "sweep", "base_dir"}  # not part of a trial's identity
 
 
 class Trial(_Frozen):
     """One cell of the grid: everything needed to run and reproduce one training run.
 
     ``trial_hash`` covers the computation only (task, data, model, training, measurement,
-    initializer, backend, device, seed and the ntkbench version), not labels such as the suite
-    name or where a plugin file was found, so a renamed suite still resumes.
+    initializer with a digest of a plugin's source, backend, device, seed and the measurement
+    version), not labels such as the suite name or where a plugin file was found, nor the
+    package version: see :mod:`ntkbench.identity` for the rule.
     """
 
     suite: str
@@ -178,13 +176,11 @@ class Trial(_Frozen):
     sweep: dict[str, Any] = Field(default_factory=dict)
     base_dir: str | None = None  # directory that relative plugin sources resolve against
 
-    @property
+    @cached_property
     def trial_hash(self) -> str:
-        ident = self.model_dump(mode="json", exclude=_LABEL_FIELDS)
-        ident["model"] = self.model.dump()
-        ident["ntkbench_version"] = __version__
-        blob = json.dumps(ident, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        from ntkbench.identity import trial_hash
+
+        return trial_hash(self)
 
     def __hash__(self) -> int:
         return hash(self.trial_hash)

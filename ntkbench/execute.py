@@ -22,11 +22,12 @@ import numpy as np
 
 from ntkbench import registry
 from ntkbench._version import __version__, source_commit
-from ntkbench.backends import get_backend
+from ntkbench.backends import Unavailable, get_backend
 from ntkbench.backends.training import check_tv
 from ntkbench.config import Trial
 from ntkbench.data.base import Dataset
 from ntkbench.evaluation import METRICS
+from ntkbench.identity import MEASUREMENT_VERSION, plugin_digest
 from ntkbench.initializers import Batch, Probe, initialize_with
 from ntkbench.initializers.calibration import is_data_dependent
 from ntkbench.models import CNN, MLP, Model
@@ -48,6 +49,7 @@ from ntkbench.ntk.probes import (
     spectrum_ranks,
 )
 from ntkbench.ntk.regression import RIDGE, kernel_predict
+from ntkbench.store import SCHEMA_VERSION
 
 
 def log_steps(total: int, count: int) -> list[int]:
@@ -220,13 +222,16 @@ class PeakMemory:
 def _identity(trial: Trial) -> dict[str, Any]:
     metric = METRICS.get(trial.metric)
     return {
+        "schema_version": SCHEMA_VERSION,
         "trial_hash": trial.trial_hash,
+        "measurement_version": MEASUREMENT_VERSION,
         "suite": trial.suite,
         "task": trial.task,
         "initializer": trial.initializer.name,
         "init_label": trial.initializer.label,
         "initializer_params": dict(trial.initializer.params),
         "initializer_source": trial.initializer.source,
+        "initializer_source_digest": plugin_digest(trial.initializer, trial.source_dir),
         "backend": trial.backend,
         "device": trial.device,
         "seed": trial.seed,
@@ -241,6 +246,7 @@ def _identity(trial: Trial) -> dict[str, Any]:
         "ntkbench_version": __version__,
         "ntkbench_commit": source_commit(),
         "host": socket.gethostname(),
+        "cpu": cpu_model(),
         "versions": {"python": platform.python_version(), "numpy": np.__version__},
     }
 
@@ -285,7 +291,8 @@ def run_trial(trial: Trial) -> dict[str, Any]:
         with mem:
             _run(trial, record)
     except Exception as exc:  # failure isolation: the record carries the error
-        record["status"] = "failed"
+        # A missing backend or device is this machine's limitation, not the trial's outcome.
+        record["status"] = "unavailable" if isinstance(exc, Unavailable) else "failed"
         record["error"] = f"{type(exc).__name__}: {exc}"
         record["traceback"] = traceback.format_exc(limit=20)
     record.setdefault("peak_memory_mb", mem.megabytes)
@@ -332,6 +339,7 @@ def _run(trial: Trial, record: dict[str, Any]) -> None:
     device = backend.resolve_device(trial.device)
     record["device_resolved"] = device
     record["device_name"] = backend.device_name(device)
+    record["threads"] = _threads(trial.backend)
 
     data: Dataset = registry.tasks.get(trial.data.generator).obj(seed=trial.seed,
                                                                  **trial.data.params)
@@ -516,8 +524,33 @@ def _linearized_probe(trial: Trial, data: Dataset, net: Any, steps: list[int],
     return probe
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else the platform's processor string."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _threads(backend: str) -> int:
+    """Threads the backend computes with: part of what makes a CPU result bit-reproducible
+    (the order of a parallel reduction depends on it)."""
+    if backend == "torch":
+        import torch
+
+        return torch.get_num_threads()
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def environment() -> dict[str, Any]:
     """Where results were produced: interpreter and platform (for the run manifest)."""
     return {"python": sys.version.split()[0], "platform": platform.platform(),
-            "host": socket.gethostname(), "ntkbench": __version__,
+            "host": socket.gethostname(), "cpu": cpu_model(), "ntkbench": __version__,
             "ntkbench_commit": source_commit()}

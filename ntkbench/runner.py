@@ -22,6 +22,7 @@ from ntkbench.config import Trial
 from ntkbench.data.cache import REMOTE, MissingDataError
 from ntkbench.execute import environment, run_trial
 from ntkbench.executors import Executor, make_executor
+from ntkbench.reuse import Reuse
 from ntkbench.store import RunStore, atomic_write_text
 
 
@@ -36,6 +37,7 @@ class RunSummary:
     run_dir: Path
     total: int
     skipped: int  # already recorded before this run
+    reused: int = 0  # taken from --reuse run directories by this run
     statuses: Counter = field(default_factory=Counter)
     lost: list[str] = field(default_factory=list)  # trials whose worker process died
     seconds: float = 0.0
@@ -121,8 +123,22 @@ def missing_data(trials: Sequence[Trial]) -> dict[str, tuple[MissingDataError, l
     return out
 
 
+def pending(trials: Sequence[Trial], recorded: dict[str, str], *,
+            retry_failed: bool = False) -> list[Trial]:
+    """The trials a run still has to execute, given ``recorded`` (hash → status).
+
+    A recorded outcome (``ok``, ``diverged``, ``failed``) is kept unless ``retry_failed`` asks
+    to re-run the ones that are not ``ok``; an ``unavailable`` record (the backend was not
+    installed or the device absent on the machine that tried) is no outcome, and is always
+    tried again.
+    """
+    return [t for t in trials if t.trial_hash not in recorded
+            or recorded[t.trial_hash] == "unavailable"
+            or (retry_failed and recorded[t.trial_hash] != "ok")]
+
+
 def write_manifest(store: RunStore, suite_path: Path | None, n_trials: int,
-                   argv: Sequence[str] | None) -> None:
+                   argv: Sequence[str] | None, reused: dict[str, int] | None = None) -> None:
     manifest_path = store.run_dir / "run.json"
     runs = []
     if manifest_path.is_file():
@@ -130,7 +146,8 @@ def write_manifest(store: RunStore, suite_path: Path | None, n_trials: int,
     runs.append({"started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                  "command": shlex.join(argv) if argv else None,
                  "suite": str(suite_path) if suite_path else None,
-                 "grid_size": n_trials, "environment": environment()})
+                 "grid_size": n_trials, "environment": environment(),
+                 **({"reused": reused} if reused else {})})
     atomic_write_text(manifest_path, json.dumps({"runs": runs}, indent=1))
     if suite_path is not None and suite_path.is_file():
         atomic_write_text(store.run_dir / "suite.yaml", suite_path.read_text())
@@ -139,16 +156,19 @@ def write_manifest(store: RunStore, suite_path: Path | None, n_trials: int,
 def run_trials(trials: list[Trial], run_dir: str | Path, *, jobs: int = 1,
                retry_failed: bool = False, progress: bool = True,
                executor: Executor | None = None, suite_path: Path | None = None,
-               argv: Sequence[str] | None = None) -> RunSummary:
+               argv: Sequence[str] | None = None, reuse: Reuse | None = None) -> RunSummary:
     """Execute the trials that have no record in ``run_dir`` and record each one.
 
     Args:
         trials: the (filtered) grid.
         run_dir: the run directory (created if needed).
         jobs: worker processes (1 = in this process).
-        retry_failed: also re-run trials recorded as ``failed`` or ``diverged``.
+        retry_failed: also re-run trials recorded as ``failed`` or ``diverged`` (those recorded
+            ``unavailable`` always run again).
         progress: show a progress bar on stderr.
         executor: a custom executor (default: local, ``jobs`` processes).
+        reuse: run directories to take recorded trials from (:class:`ntkbench.reuse.Reuse`):
+            a trial with an ``ok`` record of its hash there is copied, not trained.
 
     Raises:
         RunInterrupted: on Ctrl-C, after stopping workers; finished trials stay recorded.
@@ -157,15 +177,20 @@ def run_trials(trials: list[Trial], run_dir: str | Path, *, jobs: int = 1,
 
     store = RunStore(run_dir)
     store.run_dir.mkdir(parents=True, exist_ok=True)
-    recorded = store.statuses()
-    todo = [t for t in trials if t.trial_hash not in recorded
-            or (retry_failed and recorded[t.trial_hash] != "ok")]
+    todo = pending(trials, store.statuses(), retry_failed=retry_failed)
     summary = RunSummary(store.run_dir, total=len(trials), skipped=len(trials) - len(todo))
+    if reuse is not None and todo:
+        left = reuse.copy_into(store, todo)
+        summary.reused = len(todo) - len(left)
+        todo = left
+    reused = dict(reuse.taken) if reuse is not None else None
     if not todo:
-        if not (store.run_dir / "results.parquet").is_file():
+        if summary.reused:
+            write_manifest(store, suite_path, len(trials), argv, reused)
+        if summary.reused or not (store.run_dir / "results.parquet").is_file():
             store.write_table()  # e.g. the previous run was killed before writing it
         return summary
-    write_manifest(store, suite_path, len(trials), argv)
+    write_manifest(store, suite_path, len(trials), argv, reused)
     executor = executor or make_executor(min(jobs, len(todo)))
     start = time.perf_counter()
     bar = tqdm(total=len(trials), initial=summary.skipped, unit="trial", file=sys.stderr,

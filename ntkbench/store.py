@@ -21,12 +21,52 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 RECORDS = "trials"
 TABLE = "results.parquet"
+
+#: Version of the record layout. Records are migrated on read (:func:`migrate`); a record from
+#: a newer ntkbench than this one is an error that says so, not a silent misreading.
+#:
+#: - 0: records before ``schema_version`` existed. The trial hash covered the package version;
+#:   a missing backend or device was recorded as ``failed``.
+#: - 1: ``schema_version``, ``measurement_version`` and ``initializer_source_digest``; a
+#:   missing backend or device is status ``unavailable`` (re-run by the next run).
+SCHEMA_VERSION = 1
+
+
+
+def _unavailable_in_schema_0(error: str) -> bool:
+    """How a schema-0 record said that the machine, not the trial, was the problem."""
+    return (error.startswith(("ImportError: the torch backend needs PyTorch",
+                              "ImportError: the jax backend needs JAX"))
+            or (error.startswith("RuntimeError: device ") and " requested but " in error))
+
+
+class RecordError(ValueError):
+    """A record that cannot be read: damaged JSON, or a schema newer than this ntkbench."""
+
+
+def migrate(record: dict[str, Any], where: str = "record") -> dict[str, Any]:
+    """``record`` in the layout of :data:`SCHEMA_VERSION` (a new dict; the file is untouched).
+
+    Raises :class:`RecordError` for a record written by a newer ntkbench."""
+    version = record.get("schema_version", 0)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise RecordError(f"{where} has schema_version {version!r}, newer than this ntkbench "
+                          f"reads ({SCHEMA_VERSION}): upgrade ntkbench to read it")
+    record = dict(record)
+    if version < 1:
+        record["measurement_version"] = None  # measured before measurements were versioned
+        record.setdefault("initializer_source_digest", None)
+        if (record.get("status") == "failed"
+                and _unavailable_in_schema_0(str(record.get("error") or ""))):
+            record["status"] = "unavailable"
+    record["schema_version"] = SCHEMA_VERSION
+    return record
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -45,17 +85,29 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """NaN/inf → None, numpy scalars → Python numbers, recursively (records are strict JSON)."""
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """One record file, migrated to :data:`SCHEMA_VERSION`; errors name the file."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            record = json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"damaged record {str(path)!r}: {exc}") from None
+    if not isinstance(record, dict):
+        raise RecordError(f"damaged record {str(path)!r}: not a JSON object")
+    return migrate(record, f"record {str(path)!r}")
 
 
 class RunStore:
@@ -87,7 +139,7 @@ class RunStore:
             os.replace(tmp, target)
             record["arrays_file"] = target.name
         path = self.record_path(record["trial_hash"])
-        atomic_write_text(path, json.dumps(_json_safe(record), indent=1, sort_keys=True))
+        atomic_write_text(path, json.dumps(json_safe(record), indent=1, sort_keys=True))
         return path
 
     def arrays(self, trial_hash: str) -> dict[str, Any]:
@@ -104,8 +156,7 @@ class RunStore:
         if not self.records_dir.is_dir():
             return
         for path in sorted(self.records_dir.glob("*.json")):
-            with open(path, encoding="utf-8") as fh:
-                yield json.load(fh)
+            yield read_record(path)
 
     def statuses(self) -> dict[str, str]:
         """``trial_hash → status`` of every recorded trial."""
@@ -166,8 +217,43 @@ def _to_parquet(df, path: Path) -> None:
         df.to_parquet(path, index=False)
 
 
-def load_results(run_dir: str | os.PathLike):  # -> pandas.DataFrame
-    """All trial records of ``run_dir`` as a DataFrame, one row per trial.
+#: Record fields (flattened prefixes) that name a cell: a trial's configuration except how it
+#: is measured (``measure.*``, the measurement version) and the plugin's source digest.
+CELL_FIELDS = ("task", "data.", "model.", "training.", "metric", "initializer",
+               "initializer_params.", "initializer_source", "backend", "device", "seed")
+
+
+def cell_columns(df) -> list[str]:
+    """The columns of a results table that name its cells (see :data:`CELL_FIELDS`)."""
+    return [c for c in df.columns if any(
+        c == f or (f.endswith(".") and c.startswith(f)) for f in CELL_FIELDS)]
+
+
+def current_records(df, keys: Sequence[str] | None = None):
+    """``(latest, dropped)``: the latest record (by ``finished_at``) of each cell, and per task
+    how many older ones were dropped.
+
+    A cell is what ``keys`` name (default: :func:`cell_columns`): a run directory keeps the
+    records of a cell's earlier configurations, whose hash changed with the measurement version,
+    the measure settings or a plugin's source; counting both would double the seeds.
+    """
+    if df is None or len(df) == 0 or "finished_at" not in df or "task" not in df:
+        return df, {}
+    keys = [c for c in (cell_columns(df) if keys is None else keys) if c in df]
+    ident = df[keys].astype(str)  # lists and NaN compare as their text
+    latest = df.loc[~ident.loc[df["finished_at"].sort_values(kind="stable").index]
+                    .duplicated(keep="last").reindex(df.index)]
+    dropped = df.loc[df.index.difference(latest.index), "task"].value_counts()
+    return latest, {str(task): int(n) for task, n in dropped.items()}
+
+
+def load_results(run_dir: str | os.PathLike, *, superseded: bool = False):
+    """The trial records of ``run_dir`` as a DataFrame, one row per cell.
+
+    A cell (task, initializer label, sweep, backend, seed) keeps only its current record, the
+    latest one: records of a cell's earlier configurations (another measurement version,
+    measure settings or plugin source) are dropped and counted per task in
+    ``df.attrs["superseded"]``. ``superseded=True`` keeps every record.
 
     Nested fields are flattened to dotted columns (``model.width``, ``ntk_init.lambda_max``,
     ``initializer_params.std``); curves are list-valued columns. Columns include
@@ -181,9 +267,15 @@ def load_results(run_dir: str | os.PathLike):  # -> pandas.DataFrame
     if not store.run_dir.is_dir():
         raise FileNotFoundError(f"run directory {str(store.run_dir)!r} does not exist")
     if store.records_dir.is_dir():
-        return records_to_frame(store.records())
-    table = store.run_dir / TABLE
-    if table.is_file():
-        return pd.read_parquet(table)
-    raise FileNotFoundError(f"{str(store.run_dir)!r} holds no trial records ({RECORDS}/) "
-                            f"and no {TABLE}")
+        df = records_to_frame(store.records())
+    elif (store.run_dir / TABLE).is_file():
+        df = pd.read_parquet(store.run_dir / TABLE)
+    else:
+        raise FileNotFoundError(f"{str(store.run_dir)!r} holds no trial records ({RECORDS}/) "
+                                f"and no {TABLE}")
+    if superseded:
+        return df
+    current, dropped = current_records(df)
+    current = current.reset_index(drop=True)
+    current.attrs["superseded"] = dropped
+    return current

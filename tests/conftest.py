@@ -15,8 +15,11 @@ from ntkbench.config import (
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def tiny_trial(initializer: str = "he_normal", seed: int = 0, **overrides) -> Trial:
-    """A trial that trains in well under a second."""
+def tiny_trial(initializer: str | InitializerConfig = "he_normal", seed: int = 0,
+               **overrides) -> Trial:
+    """A trial that trains in well under a second (``initializer``: a name or a config)."""
+    if isinstance(initializer, str):
+        initializer = InitializerConfig(name=initializer)
     fields = dict(
         suite="test", task="osc",
         data=DataConfig(generator="oscillatory_1d",
@@ -24,7 +27,7 @@ def tiny_trial(initializer: str = "he_normal", seed: int = 0, **overrides) -> Tr
         model=ModelConfig(width=16, depth=1, activation="tanh"),
         training=TrainingConfig(lr=0.1, steps=30),
         measure=MeasureConfig(checkpoints=5, ntk_checkpoints=3),
-        initializer=InitializerConfig(name=initializer), seed=seed, device="cpu")
+        initializer=initializer, seed=seed, device="cpu")
     fields.update(overrides)
     return Trial(**fields)
 

@@ -16,7 +16,8 @@ def test_auto_is_cpu_and_cuda_is_a_clear_error_without_a_gpu():
     with pytest.raises(RuntimeError, match="sees no CUDA GPU"):
         torch_backend.resolve_device("cuda")
     rec = run_trial(tiny_trial(device="cuda"))
-    assert rec["status"] == "failed" and "no CUDA GPU" in rec["error"]
+    # the machine's limitation, not the trial's outcome: the next run tries it again
+    assert rec["status"] == "unavailable" and "no CUDA GPU" in rec["error"]
 
 
 def test_record_names_the_device():

@@ -27,6 +27,22 @@ from types import ModuleType
 from ntkbench import registry
 
 
+class Unavailable(Exception):
+    """This machine cannot run the trial: its backend is not installed or its device is absent.
+
+    Not an outcome of the trial: its record has status ``unavailable``, and a later run on a
+    machine that has what it needs runs it (see :func:`ntkbench.runner.pending`).
+    """
+
+
+class BackendNotInstalled(Unavailable, ImportError):
+    """The backend's libraries are not installed."""
+
+
+class DeviceNotFound(Unavailable, RuntimeError):
+    """The requested device (``cuda``) is not present."""
+
+
 @registry.backends.register("torch")
 def _torch() -> ModuleType:
     """PyTorch (CPU and CUDA)."""
@@ -34,7 +50,7 @@ def _torch() -> ModuleType:
         return importlib.import_module("ntkbench.backends.torch_backend")
     except ImportError as exc:
         if exc.name == "torch":
-            raise ImportError(
+            raise BackendNotInstalled(
                 "the torch backend needs PyTorch: pip install 'torch>=2.1' "
                 "(CPU-only: pip install torch==2.13.0)"
             ) from exc
@@ -48,8 +64,8 @@ def _jax() -> ModuleType:
         return importlib.import_module("ntkbench.backends.jax_backend")
     except ImportError as exc:
         if exc.name in ("jax", "jaxlib", "optax"):
-            raise ImportError("the jax backend needs JAX and optax: pip install 'ntkbench[jax]' "
-                              "(or pip install jax optax)") from exc
+            raise BackendNotInstalled("the jax backend needs JAX and optax: pip install "
+                                      "'ntkbench[jax]' (or pip install jax optax)") from exc
         raise
 
 

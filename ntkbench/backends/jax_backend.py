@@ -26,6 +26,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
+from ntkbench.backends import DeviceNotFound  # noqa: E402
 from ntkbench.backends.training import (  # noqa: E402
     TrainLog,
     check_tv,
@@ -57,7 +58,7 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if _gpus() else "cpu"
     if device.startswith("cuda") and not _gpus():
-        raise RuntimeError(f"device {device!r} requested but JAX sees no GPU "
+        raise DeviceNotFound(f"device {device!r} requested but JAX sees no GPU "
                            f"(jax {jax.__version__}); install jax[cuda12] or use device: cpu")
     return device
 

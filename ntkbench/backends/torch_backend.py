@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from ntkbench.backends import DeviceNotFound
 from ntkbench.backends.torch_ntk import (
     jacobian_diagonals,
     jacobian_ntk,
@@ -44,7 +45,7 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} requested but PyTorch sees no CUDA GPU "
+        raise DeviceNotFound(f"device {device!r} requested but PyTorch sees no CUDA GPU "
                            f"(torch {torch.__version__}); use device: cpu or auto")
     return device
 

@@ -29,6 +29,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", action="append", metavar="NAME",
                    help="override the suite's backends (repeatable)")
     p.add_argument("--device", help="override the suite's device: auto, cpu or cuda")
+    p.add_argument("--reuse", action="append", default=[], metavar="DIR",
+                   help="take trials already recorded (same hash, status ok, same device "
+                   "kind) from the run directory or baseline DIR instead of training them, "
+                   "e.g. --reuse baselines/default-cpu (repeatable; the first DIR that has a "
+                   "trial provides it; records keep where they came from in 'reused_from')")
     p.add_argument("--retry-failed", action="store_true",
                    help="re-run trials recorded as failed or diverged")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -39,7 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
-    from ntkbench.runner import RunInterrupted, filter_trials, missing_data, run_trials
+    from ntkbench.reuse import Reuse
+    from ntkbench.runner import RunInterrupted, filter_trials, missing_data, pending, run_trials
     from ntkbench.spec import load_suite, suite_path
     from ntkbench.store import RunStore
 
@@ -59,10 +65,11 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         print("no trial matches the --only filters", file=sys.stderr)
         return 2
     # Only trials still to run need their data; recorded ones keep their results.
-    recorded = RunStore(out).statuses()
-    pending = [t for t in trials if t.trial_hash not in recorded
-               or (args.retry_failed and recorded[t.trial_hash] != "ok")]
-    gaps = missing_data(pending)
+    reuse = Reuse(args.reuse) if args.reuse else None
+    to_train = pending(trials, RunStore(out).statuses(), retry_failed=args.retry_failed)
+    if reuse is not None:
+        to_train = [t for t in to_train if reuse.find(t) is None]
+    gaps = missing_data(to_train)
     _report_missing(gaps, "cannot run" if args.strict else "skipping")
     runnable = trials
     if gaps:
@@ -83,7 +90,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     try:
         summary = run_trials(runnable, out, jobs=jobs, retry_failed=args.retry_failed,
                              progress=not args.no_progress, suite_path=path,
-                             argv=["ntkbench", *argv])
+                             argv=["ntkbench", *argv], reuse=reuse)
     except RunInterrupted as exc:
         print(f"\n{exc}", file=sys.stderr)
         return 130
@@ -103,9 +110,14 @@ def _report(summary, trials, out: Path) -> None:
     from ntkbench.store import load_results
 
     counts = ", ".join(f"{v} {k}" for k, v in sorted(summary.statuses.items()))
+    if summary.reused:
+        print(f"reused {summary.reused} recorded trial(s) from --reuse", file=sys.stderr)
     if summary.ran:
         print(f"ran {summary.ran} trial(s) in {summary.seconds:.1f} s ({counts}); "
               f"{summary.skipped} already recorded", file=sys.stderr)
+    elif summary.reused:
+        print(f"trained nothing: {summary.reused} trial(s) reused, {summary.skipped} already "
+              "recorded", file=sys.stderr)
     else:
         print(f"all {summary.total} trial(s) already recorded in {out}; nothing to run "
               "(use --retry-failed to re-run failures)", file=sys.stderr)
@@ -121,6 +133,10 @@ def _report(summary, trials, out: Path) -> None:
               f"{row.get('error')}", file=sys.stderr)
     if len(bad) > 10:
         print(f"... and {len(bad) - 10} more not ok", file=sys.stderr)
+    if (bad["status"] == "unavailable").any():
+        print(f"{int((bad['status'] == 'unavailable').sum())} trial(s) could not run on this "
+              "machine (backend not installed or device absent): they are not cached as "
+              "results, and the next run tries them again", file=sys.stderr)
     print(render(df, "text"))
     print(f"results: {out}  (tables: ntkbench leaderboard {out} --format md|html|latex|csv; "
           f"figures and a results site: ntkbench report {out})")

@@ -10,15 +10,18 @@ from collections.abc import Sequence
 from ntkbench._version import __version__
 from ntkbench.cli import (
     cmd_analyze,
+    cmd_compare,
     cmd_data,
     cmd_leaderboard,
     cmd_list,
+    cmd_merge,
     cmd_report,
     cmd_run,
     cmd_validate,
 )
 
-COMMANDS = (cmd_run, cmd_validate, cmd_list, cmd_leaderboard, cmd_report, cmd_analyze, cmd_data)
+COMMANDS = (cmd_run, cmd_validate, cmd_list, cmd_leaderboard, cmd_report, cmd_compare,
+            cmd_merge, cmd_analyze, cmd_data)
 
 
 class UsageError(Exception):

@@ -56,6 +56,7 @@ from ntkbench.report.numbers import (
     format_number,
     format_steps,
 )
+from ntkbench.store import current_records
 
 RANK = "rank"
 INITIALIZER = "initializer"
@@ -126,6 +127,8 @@ def leaderboard(df: pd.DataFrame) -> list[TaskTable]:
         ValueError: ``df`` has no rows (``"no trials ..."``).
     """
     df, superseded = latest_records(df)
+    for task, n in df.attrs.get("superseded", {}).items():  # dropped by load_results
+        superseded[task] = superseded.get(task, 0) + n
     trials = _normalise(df)
     tables = [_task_table(task, trials[trials["task"] == task], present=set(df.columns))
               for task in pd.unique(trials["task"])]
@@ -133,24 +136,16 @@ def leaderboard(df: pd.DataFrame) -> list[TaskTable]:
         if superseded.get(table.task):
             table.notes.append(f"{superseded[table.task]} older record(s) of the same trial "
                                "(task, initializer, sweep, backend, seed) are superseded by "
-                               "the latest one (from a run with an earlier ntkbench "
-                               "version or measure settings, or another run directory of "
-                               "the same report).")
+                               "the latest one (from a run with an earlier measurement "
+                               "version, measure settings or plugin source, or another run "
+                               "directory of the same report).")
     return tables
 
 
 def latest_records(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Only the latest record (by ``finished_at``) of each (task, initializer label, sweep,
-    backend, seed), and per task how many older ones were dropped. A run directory keeps the
-    records of earlier configurations of a trial, whose hash changed with the version or the
-    measure settings; counting both would double the seeds."""
-    keys = [c for c in ("task", "init_label", "sweep_label", "backend", "seed") if c in df]
-    if df is None or len(df) == 0 or "finished_at" not in df or "task" not in keys:
-        return df, {}
-    latest = (df.sort_values("finished_at", kind="stable")
-              .drop_duplicates(keys, keep="last").sort_index())
-    dropped = df.loc[df.index.difference(latest.index), "task"].value_counts()
-    return latest, {str(task): int(n) for task, n in dropped.items()}
+    """Only the latest record of each (task, initializer label, sweep, backend, seed) across
+    the run directories of a report, and per task how many older ones were dropped."""
+    return current_records(df, ("task", "init_label", "sweep_label", "backend", "seed"))
 
 
 def _normalise(df: pd.DataFrame) -> pd.DataFrame:

@@ -22,6 +22,7 @@ import html
 import math
 import re
 import shutil
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -65,12 +66,14 @@ def load_runs(run_dirs: Sequence[str | Path]) -> pd.DataFrame:
     """The trials of every run directory in one table, with a ``run_dir`` column."""
     from ntkbench.store import load_results
 
-    frames = []
+    frames, superseded = [], Counter()
     for run_dir in run_dirs:
         frame = load_results(run_dir)
+        superseded.update(frame.attrs.get("superseded", {}))
         frame["run_dir"] = str(run_dir)
         frames.append(frame)
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    df.attrs["superseded"] = dict(superseded)
     if df.empty:
         raise ValueError("no trials in " + ", ".join(map(str, run_dirs)))
     return df
