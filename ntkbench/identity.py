@@ -5,9 +5,10 @@ trials; ``--reuse`` takes cells from a baseline; ``merge`` and ``compare`` pair 
 hash), so the hash must change exactly when what the trial computes changes:
 
 - **Covered**: the semantic configuration (task name, data generator and parameters, model,
-  training, measurement settings, metric), the initializer (name, parameters, plugin
-  ``source`` and a digest of the plugin's code, see :func:`plugin_digest`), backend, declared
-  device, seed, and :data:`MEASUREMENT_VERSION`.
+  training, measurement settings, metric), the initializer (name, parameters, a digest of a
+  plugin's code, see :func:`plugin_digest`, and its ``source`` — for a file only the function
+  name, since the path differs between machines), backend, declared device, seed, and
+  :data:`MEASUREMENT_VERSION`.
 - **Not covered**: labels (the suite's name, the sweep's label, the directory a plugin file was
   found from) and the package version. A release that leaves every computation alone keeps
   every hash, so published baselines stay valid across releases.
@@ -120,6 +121,11 @@ def identity(trial: Trial) -> dict[str, Any]:
     digest = plugin_digest(trial.initializer, trial.source_dir)
     if digest is not None:
         ident["initializer"]["source_digest"] = digest
+    source = trial.initializer.source
+    if source is not None and source.rpartition(":")[0].endswith(".py"):
+        # A plugin file is identified by its bytes and the function, not by the path it was
+        # found at (which differs between machines and checkouts).
+        ident["initializer"]["source"] = "file:" + source.rpartition(":")[2]
     return ident
 
 

@@ -86,12 +86,19 @@ def test_editing_a_file_plugin_changes_its_hash_and_reverting_restores_it(tmp_pa
     plugin.write_text(PLUGIN.format(std="1.0"))
     os.utime(plugin, ns=(1, 2 * 10**18))
     assert edited != first and _plugin_trial(tmp_path).trial_hash == first
-    # the label field base_dir only says where to find the file: the same bytes elsewhere
-    # are the same plugin
+    # the path only says where to find the file: the same bytes elsewhere, under another
+    # name or given as an absolute path, are the same plugin
     elsewhere = tmp_path / "copy"
     elsewhere.mkdir()
     (elsewhere / "plug.py").write_text(PLUGIN.format(std="1.0"))
+    (elsewhere / "renamed.py").write_text(PLUGIN.format(std="1.0"))
     assert _plugin_trial(elsewhere).trial_hash == first
+    for source in ("renamed.py:scaled", f"{elsewhere / 'plug.py'}:scaled"):
+        init = InitializerConfig(name="scaled", source=source)
+        assert tiny_trial(init, base_dir=str(elsewhere)).trial_hash == first
+    # ... but another function of the file is another initializer
+    other = InitializerConfig(name="scaled", source="plug.py:other")
+    assert tiny_trial(other, base_dir=str(tmp_path)).trial_hash != first
 
 
 def test_module_and_registered_plugins_are_digested_and_builtins_are_not(tmp_path,

@@ -75,3 +75,21 @@ def test_report_example_runs(tmp_path, monkeypatch):
     exec(block, scope)
     assert set(scope["tables"]) == {"oscillatory_1d", "other"}
     assert (tmp_path / "cd.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_add_a_contender_example_reuses_the_baseline(tmp_path, monkeypatch, capsys):
+    """The README's --add-initializer --reuse command, on one task of the default suite."""
+    import shlex
+
+    from ntkbench.cli.main import main
+
+    (line,) = [b.strip() for b in _bash_blocks() if "--reuse baselines/default-cpu" in b
+               and "--add-initializer" in b]
+    argv = shlex.split(line)[1:]
+    monkeypatch.chdir(ROOT)
+    argv += ["--only", "task=oscillatory_1d", "--out", str(tmp_path / "run"), "--no-progress",
+             "--jobs", "1"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "reused 18 recorded trial(s)" in captured.err and "ran 3 trial(s)" in captured.err
+    assert "scaled_normal" in captured.out and "he_normal" in captured.out

@@ -84,20 +84,20 @@ initializers: INITS
 """
 
 
-def test_run_cli_reuse_trains_only_the_plugin_and_prints_the_full_leaderboard(tmp_path,
-                                                                               capsys):
+def test_run_cli_reuse_trains_only_the_plugin_and_prints_the_full_leaderboard(
+        tmp_path, capsys, monkeypatch):
     (tmp_path / "mine.py").write_text(
         "import numpy as np\n\ndef mine(shape, rng, *, layer):\n"
         "    return rng.normal(0, 0.5 / np.sqrt(shape[0]), size=shape)\n")
-    base_suite, suite = tmp_path / "base.yaml", tmp_path / "suite.yaml"
-    base_suite.write_text(SUITE.replace("INITS", "[he_normal, lecun_normal]"))
-    suite.write_text(SUITE.replace("INITS", "[he_normal, lecun_normal, "
-                                            "{name: mine, source: mine.py:mine}]"))
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE.replace("INITS", "[he_normal, lecun_normal]"))
     common = ["--no-progress", "--jobs", "1"]
-    assert main(["run", str(base_suite), "--out", str(tmp_path / "base"), *common]) == 0
+    assert main(["run", str(suite), "--out", str(tmp_path / "base"), *common]) == 0
     capsys.readouterr()
     out = tmp_path / "run"
+    monkeypatch.chdir(tmp_path)  # the plugin path is relative to the working directory
     assert main(["run", str(suite), "--out", str(out), "--reuse", str(tmp_path / "base"),
+                 "--add-initializer", "mine.py:mine", "--add-initializer", "he_normal",
                  *common]) == 0
     captured = capsys.readouterr()
     assert "reused 4 recorded trial(s)" in captured.err
@@ -282,3 +282,21 @@ def test_reuse_copies_side_arrays_or_says_there_are_none(tmp_path):
     Reuse([base.run_dir]).copy_into(bare, [trial])
     (copy,) = bare.records()
     assert "arrays_file" not in copy and bare.arrays(trial.trial_hash) == {}
+
+
+def test_initializer_items_from_the_command_line(tmp_path):
+    from ntkbench.spec.suite import initializer_item
+
+    assert initializer_item("he_normal") == {"name": "he_normal"}
+    assert initializer_item("p/mine.py:fn", cwd=tmp_path) == {
+        "name": "fn", "source": f"{tmp_path}/p/mine.py:fn"}
+    assert initializer_item("alias=pkg.mod:fn") == {"name": "alias", "source": "pkg.mod:fn"}
+
+
+def test_a_bad_added_initializer_is_a_command_line_problem(capsys):
+    assert main(["run", "--add-initializer", "he_normall", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "<command line>: --add-initializer he_normall: unknown initializer" in err
+    assert "did you mean 'he_normal'" in err
+    assert main(["run", "--add-initializer", "lecun_normal", "--dry-run"]) == 0
+    assert "90 trial(s)" in capsys.readouterr().out  # already in the suite: not doubled

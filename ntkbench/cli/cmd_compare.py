@@ -27,7 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="relative difference beyond which a same-hash deterministic trial has "
                    "drifted (default 1e-6)")
     p.add_argument("--changed-only", action="store_true",
-                   help="list only the cells that are not unchanged")
+                   help="list only the cells that improved or regressed (the summary line "
+                   "still counts every verdict)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 

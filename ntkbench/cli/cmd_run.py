@@ -29,6 +29,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", action="append", metavar="NAME",
                    help="override the suite's backends (repeatable)")
     p.add_argument("--device", help="override the suite's device: auto, cpu or cuda")
+    p.add_argument("--add-initializer", action="append", default=[], metavar="INIT",
+                   help="add an initializer to the suite's: a registered NAME, "
+                   "path/file.py:function, module:function, or NAME=SOURCE (repeatable); "
+                   "with --reuse, only its trials are trained")
     p.add_argument("--reuse", action="append", default=[], metavar="DIR",
                    help="take trials already recorded (same hash, status ok, same device "
                    "kind) from the run directory or baseline DIR instead of training them, "
@@ -50,7 +54,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     from ntkbench.store import RunStore
 
     path = suite_path(args.suite)
-    suite = load_suite(path, backends=args.backend, device=args.device, variant=args.variant)
+    suite = load_suite(path, backends=args.backend, device=args.device, variant=args.variant,
+                       add_initializers=args.add_initializer)
     trials = suite.trials()
     if args.only:
         trials = filter_trials(trials, args.only)

@@ -203,7 +203,7 @@ def render_comparison(c: Comparison, *, show_all: bool = True) -> str:
 
     rows = []
     for cell in c.cells:
-        if not show_all and cell.verdict == "unchanged":
+        if not show_all and cell.verdict not in ("regressed", "improved"):
             continue
         ci = (f"[{_number(cell.ci_low)}, {_number(cell.ci_high)}]"
               if math.isfinite(cell.ci_low) else "")
@@ -216,7 +216,7 @@ def render_comparison(c: Comparison, *, show_all: bool = True) -> str:
                                              "pairs", "baseline", "run", "diff", "95% CI",
                                              "verdict", "note"]))
     else:
-        lines.append("every cell unchanged")
+        lines.append("no cell improved or regressed")
     lines.append("")
     not_checked = ", ".join(f"{n} {why}" for why, n in sorted(c.not_checked.items()))
     det = (f"determinism: {c.checked} same-hash trial(s) checked (CPU, same CPU model, threads "

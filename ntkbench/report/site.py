@@ -168,6 +168,9 @@ def _index_body(df, run_dirs, tables: list[TaskTable], summaries: list[AcrossTas
             "</table>", "<h2>Tasks</h2>", "<ul>"]
     for table, (task, href) in zip(tables, pages, strict=True):
         top = [r[1] for r in table.rows if r[0] == "=1"]
+        if "backend" in table.columns:  # one top group per backend: say which is which
+            b = table.columns.index("backend")
+            top = [f"{r[1]} ({r[b]})" for r in table.rows if r[0] == "=1"]
         body.append(f'<li><a href="{esc(href)}">{esc(task)}</a> — {esc(table.metric)} '
                     f"({esc(table.goal_text)}); top group: {esc(', '.join(top) or MISSING)}</li>")
     body.append("</ul>")

@@ -30,9 +30,11 @@ _PROBE = MLP(in_dim=3, width=4, depth=1, out_dim=1, activation="relu")
 
 
 def load_suite(path: str | Path, *, backends: list[str] | None = None,
-               device: str | None = None, variant: str | None = None) -> Suite:
+               device: str | None = None, variant: str | None = None,
+               add_initializers: list[str] | None = None) -> Suite:
     """Read and validate a suite file, or its ``variant`` (:mod:`ntkbench.spec.variants`);
-    ``backends`` / ``device`` (from the command line) replace the suite's. Raise
+    ``backends`` / ``device`` (from the command line) replace the suite's, and
+    ``add_initializers`` (:func:`initializer_item`) join its initializers. Raise
     :class:`SpecError` with every problem found in the suite and its tasks."""
     problems: list[Problem] = []
     doc = read_yaml(Path(path), str(path), problems)
@@ -40,7 +42,17 @@ def load_suite(path: str | Path, *, backends: list[str] | None = None,
         doc = apply_variant(doc, variant)
     if doc is None:
         raise SpecError(problems)
-    suite = _SuiteReader(doc, Path(path)).read(backends, device, variant)
+    reader = _SuiteReader(doc, Path(path))
+    if add_initializers:
+        have = doc.data.get("initializers")
+        items = list(have) if isinstance(have, list) else []
+        for spec in add_initializers:
+            item = initializer_item(spec)
+            if item not in items and item["name"] not in items:
+                reader.added[("initializers", len(items))] = spec
+                items.append(item)
+        doc.data["initializers"] = items
+    suite = reader.read(backends, device, variant)
     if problems:  # the suite's own problems first, in line order, then its task files'
         problems.sort(key=lambda p: (p.file != doc.file, p.file, p.line or 0))
         raise SpecError(problems)
@@ -72,6 +84,21 @@ def _initializer_issues(entry: registry.Entry, params: Mapping[str, Any]) -> lis
     return []
 
 
+def initializer_item(spec: str, cwd: Path | None = None) -> dict[str, str]:
+    """A suite's initializer entry from the command line: ``NAME`` (registered),
+    ``path/file.py:function`` (relative to ``cwd``, default the working directory) or
+    ``module:function``, optionally as ``NAME=SOURCE`` to name it (else the function's name)."""
+    name, eq, source = spec.partition("=")
+    if not eq:
+        name, source = "", spec
+    if ":" not in source:
+        return {"name": source}
+    target, _, attr = source.rpartition(":")
+    if target.endswith(".py") and not Path(target).is_absolute():
+        target = str((cwd or Path.cwd()) / target)
+    return {"name": name or attr, "source": f"{target}:{attr}"}
+
+
 class _SuiteReader:
     """Validates one suite document field by field, recording problems as it goes."""
 
@@ -80,6 +107,7 @@ class _SuiteReader:
         self.base_dir = path.resolve().parent
         self.dirs = task_search_dirs(path)
         self.task_files: dict[Path, TaskConfig | None] = {}
+        self.added: dict[Loc, str] = {}  # list entries from the command line → what was given
 
     def read(self, backends: list[str] | None, device: str | None,
              variant: str | None) -> Suite:
@@ -100,6 +128,10 @@ class _SuiteReader:
         )
 
     def _error(self, loc: Loc, message: str) -> None:
+        if loc[:2] in self.added:
+            self.doc.problems.append(Problem("<command line>", None, "--add-initializer "
+                                             f"{self.added[loc[:2]]}", message))
+            return
         self.doc.error(loc, message)
 
     def _string(self, key: str, default: str) -> str:
