@@ -247,6 +247,7 @@ def _identity(trial: Trial) -> dict[str, Any]:
         "ntkbench_commit": source_commit(),
         "host": socket.gethostname(),
         "cpu": cpu_model(),
+        "cpu_flags": cpu_flags(),
         "versions": {"python": platform.python_version(), "numpy": np.__version__},
     }
 
@@ -534,6 +535,23 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown"
+
+
+def cpu_flags() -> str | None:
+    """A digest of the CPU's instruction-set flags (``/proc/cpuinfo``): the numerical libraries
+    dispatch on them (AVX2, AVX-512, ...), so two machines with the same model name but other
+    flags may round differently. ``None`` where the flags cannot be read."""
+    import hashlib
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = " ".join(sorted(line.partition(":")[2].split()))
+                    return hashlib.sha256(flags.encode()).hexdigest()[:12]
+    except OSError:
+        pass
+    return None
 
 
 def _threads(backend: str) -> int:

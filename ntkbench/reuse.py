@@ -23,9 +23,9 @@ from ntkbench.store import RECORDS, RunStore, flatten, read_record
 #: Record fields that say where, when and how fast a trial ran, not what it measured: left out
 #: when two records of one hash are checked for equal numbers. Dotted names are prefixes.
 PROVENANCE = ("schema_version", "trial_hash", "measurement_version", "suite", "ntkbench_version",
-              "ntkbench_commit", "host", "cpu", "threads", "versions.", "worker_trial_index",
-              "started_at", "finished_at", "wall_time_s", "peak_memory_mb", "device_name",
-              "reused_from.", "arrays_file", "traceback")
+              "ntkbench_commit", "host", "cpu", "cpu_flags", "threads", "versions.",
+              "worker_trial_index", "started_at", "finished_at", "wall_time_s", "peak_memory_mb",
+              "device_name", "reused_from.", "arrays_file", "traceback")
 
 
 def _is_provenance(name: str) -> bool:

@@ -247,6 +247,9 @@ def test_a_deterministic_trial_that_drifts_fails_the_gate(tmp_path, template, ca
     assert main(["compare", str(other), str(base), "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["determinism_not_checked"] == {"different thread count": 6}
+    # nor on a CPU of the same model name that dispatches to other instructions
+    isa = _write_run(tmp_path / "isa", template, drifted, cpu_flags="0123456789ab")
+    assert compare_runs(isa, base).not_checked == {"different CPU instruction-set flags": 6}
 
 
 def test_compare_frames_pairs_by_seed_only(template):

@@ -12,10 +12,10 @@ zero whenever the three differences share a sign (one chance in four for pure no
 the float rounding of another CPU), so significance alone would flag noise. Under three pairs
 there is no CI, and only a failure can flag a cell.
 
-**Determinism.** A trial with the same hash in both runs, on CPU, with the same CPU model,
-thread count and library versions, should give the same numbers: those are compared field by
-field (:func:`ntkbench.reuse.differences`) and any drift beyond ``rtol`` is reported. Trials
-where the conditions differ are counted as not checked, with the reason.
+**Determinism.** A trial with the same hash in both runs, on CPU, with the same CPU model and
+instruction-set flags, thread count and library versions, should give the same numbers: those
+are compared field by field (:func:`ntkbench.reuse.differences`) and any drift beyond ``rtol``
+is reported. Trials where the conditions differ are counted as not checked, with the reason.
 """
 
 from __future__ import annotations
@@ -152,7 +152,8 @@ def compare_frames(run: pd.DataFrame, base: pd.DataFrame, *, tolerance: float = 
     return [_compare_cell(k, groups_run.get(k), groups_base.get(k), tolerance) for k in keys]
 
 
-_SAME = (("cpu", "CPU model"), ("threads", "thread count"), ("versions", "library versions"))
+_SAME = (("cpu", "CPU model"), ("cpu_flags", "CPU instruction-set flags"),
+         ("threads", "thread count"), ("versions", "library versions"))
 
 
 def _why_not_comparable(a: dict[str, Any], b: dict[str, Any]) -> str | None:
@@ -219,8 +220,10 @@ def render_comparison(c: Comparison, *, show_all: bool = True) -> str:
         lines.append("no cell improved or regressed")
     lines.append("")
     not_checked = ", ".join(f"{n} {why}" for why, n in sorted(c.not_checked.items()))
-    det = (f"determinism: {c.checked} same-hash trial(s) checked (CPU, same CPU model, threads "
-           f"and versions)" + (f"; not checked: {not_checked}" if not_checked else ""))
+    det = (f"determinism: {c.checked} same-hash trial(s) checked (CPU, same CPU model and "
+           f"flags, threads and versions)")
+    if not_checked:
+        det += f"; not checked: {not_checked}"
     if c.drifts:
         det += f"; {len(c.drifts)} DRIFTED beyond rtol {c.rtol:g}:"
     elif c.checked:
