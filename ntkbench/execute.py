@@ -302,6 +302,17 @@ def run_trial(trial: Trial) -> dict[str, Any]:
     return record
 
 
+def crashed_record(trial: Trial, error: str) -> dict[str, Any]:
+    """The ``failed`` record of a trial whose worker process died (killed, out of memory,
+    a segfault in native code) instead of returning a record: the trial's identity and the
+    cause, so the run goes on and ``--retry-failed`` can try it again."""
+    record = _identity(trial)
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    record.update(status="failed", error=error, traceback=None, worker_crashed=True,
+                  started_at=None, finished_at=now, wall_time_s=None, peak_memory_mb=None)
+    return record
+
+
 def _analytic_distance(trial: Trial, model: Model, weights: list[dict[str, np.ndarray]],
                        x: np.ndarray, K: np.ndarray, record: dict[str, Any]) -> None:
     """Relative distance ``‖K − K_∞‖_F / ‖K_∞‖_F`` of the NTK at init from the infinite-width

@@ -20,14 +20,27 @@ from typing import Any
 from ntkbench import registry
 from ntkbench.config import Trial
 from ntkbench.data.cache import REMOTE, MissingDataError
-from ntkbench.execute import environment, run_trial
+from ntkbench.execute import crashed_record, environment, run_trial
 from ntkbench.executors import Executor, make_executor
 from ntkbench.reuse import Reuse
 from ntkbench.store import RunStore, atomic_write_text
 
 
 class RunInterrupted(Exception):
-    """Ctrl-C during a run; everything finished before it is recorded."""
+    """Ctrl-C or SIGTERM during a run; everything finished before it is recorded."""
+
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the run is so that it stops as Ctrl-C stops it (exit 143)."""
+
+
+def raise_terminated(signum: int, frame: Any) -> None:
+    """A SIGTERM handler: ``signal.signal(signal.SIGTERM, raise_terminated)``."""
+    raise Terminated()
 
 
 @dataclass
@@ -39,7 +52,7 @@ class RunSummary:
     skipped: int  # already recorded before this run
     reused: int = 0  # taken from --reuse run directories by this run
     statuses: Counter = field(default_factory=Counter)
-    lost: list[str] = field(default_factory=list)  # trials whose worker process died
+    crashed: list[str] = field(default_factory=list)  # trials whose worker process died
     seconds: float = 0.0
 
     @property
@@ -197,19 +210,22 @@ def run_trials(trials: list[Trial], run_dir: str | Path, *, jobs: int = 1,
                disable=not progress, dynamic_ncols=True, smoothing=0.1)
     try:
         for trial, result in executor.imap_unordered(run_trial, todo):
-            if isinstance(result, BaseException):
-                summary.lost.append(f"{trial.summary()}: {type(result).__name__}: {result}")
-            else:
-                store.write(result)
-                summary.statuses[result["status"]] += 1
+            if isinstance(result, BaseException):  # the worker died, or fn itself raised
+                error = f"{type(result).__name__}: {result}"
+                summary.crashed.append(f"{trial.summary()}: {error}")
+                result = crashed_record(trial, error)
+            store.write(result)
+            summary.statuses[result["status"]] += 1
             bar.update(1)
             bar.set_postfix_str(", ".join(f"{k} {v}" for k, v in sorted(
                 summary.statuses.items())), refresh=False)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         executor.shutdown(cancel=True)
-        raise RunInterrupted(f"interrupted: {summary.ran} trial(s) finished in this run are "
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        raise RunInterrupted(f"{what}: {summary.ran} trial(s) finished in this run are "
                              f"recorded in {store.run_dir}; run the same command to resume "
-                             f"({len(todo) - summary.ran} left)") from None
+                             f"({len(todo) - summary.ran} left)",
+                             143 if isinstance(exc, Terminated) else 130) from None
     else:
         executor.shutdown(cancel=False)
     finally:

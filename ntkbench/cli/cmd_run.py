@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -41,6 +42,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--retry-failed", action="store_true",
                    help="re-run trials recorded as failed or diverged")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--allow-failures", action="store_true",
+                   help="exit 0 even when trials failed (for sweeps where failures are "
+                   "expected); by default a run with failed, unavailable or crashed trials "
+                   "exits 1 after its summary")
     p.add_argument("--strict", action="store_true",
                    help="fail (exit code 2, nothing run) when a task's data is not downloaded, "
                    "instead of skipping that task's trials")
@@ -49,7 +54,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     from ntkbench.reuse import Reuse
-    from ntkbench.runner import RunInterrupted, filter_trials, missing_data, pending, run_trials
+    from ntkbench.runner import (
+        RunInterrupted,
+        filter_trials,
+        missing_data,
+        pending,
+        raise_terminated,
+        run_trials,
+    )
     from ntkbench.spec import load_suite, suite_path
     from ntkbench.store import RunStore
 
@@ -92,14 +104,21 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     if jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {jobs}")
     print(f"suite {suite.name!r}: {len(trials)} trial(s) → {out}", file=sys.stderr)
+    previous = signal.signal(signal.SIGTERM, raise_terminated)  # stop as Ctrl-C stops
     try:
         summary = run_trials(runnable, out, jobs=jobs, retry_failed=args.retry_failed,
                              progress=not args.no_progress, suite_path=path,
                              argv=["ntkbench", *argv], reuse=reuse)
     except RunInterrupted as exc:
         print(f"\n{exc}", file=sys.stderr)
-        return 130
-    _report(summary, trials, out)
+        return exc.exit_code
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    failed = _report(summary, trials, out)
+    if failed and not args.allow_failures:
+        print(f"exit 1: {failed} trial(s) of this suite failed or could not run (see above; "
+              "--allow-failures exits 0 for sweeps where that is expected)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -110,7 +129,9 @@ def _report_missing(gaps: dict, verb: str) -> None:
         print(f"{verb} {len(needing)} trial(s) of task {tasks}: {error}", file=sys.stderr)
 
 
-def _report(summary, trials, out: Path) -> None:
+def _report(summary, trials, out: Path) -> int:
+    """Print what the run did and the leaderboard; return how many of ``trials`` are recorded
+    ``failed`` or ``unavailable`` (``diverged`` is an initializer's outcome, not a failure)."""
     from ntkbench.report import render
     from ntkbench.store import load_results
 
@@ -126,8 +147,9 @@ def _report(summary, trials, out: Path) -> None:
     else:
         print(f"all {summary.total} trial(s) already recorded in {out}; nothing to run "
               "(use --retry-failed to re-run failures)", file=sys.stderr)
-    for lost in summary.lost:
-        print(f"not recorded (worker crashed; re-run to retry): {lost}", file=sys.stderr)
+    for crashed in summary.crashed:
+        print(f"worker crashed, recorded as failed (--retry-failed tries it again): {crashed}",
+              file=sys.stderr)
     order = {t.trial_hash: i for i, t in enumerate(trials)}  # the suite's order of tasks
     df = load_results(out)
     df = df[df["trial_hash"].isin(order)]
@@ -145,3 +167,4 @@ def _report(summary, trials, out: Path) -> None:
     print(render(df, "text"))
     print(f"results: {out}  (tables: ntkbench leaderboard {out} --format md|html|latex|csv; "
           f"figures and a results site: ntkbench report {out})")
+    return int(bad["status"].isin(["failed", "unavailable"]).sum())

@@ -1,0 +1,221 @@
+"""Faults a run must survive: dead workers, a killed or terminated parent, failed trials."""
+
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from ntkbench.executors import ProcessExecutor, RemoteError, WorkerDied, describe_exit
+
+
+def _work(item):
+    """What the workers run: ``("kill" | "segv" | "raise" | "once:<marker>" | n)``."""
+    if item == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if item == "segv":
+        ctypes.string_at(0)
+    if item == "raise":
+        raise SystemExit(3)
+    if isinstance(item, str) and item.startswith("once:"):
+        marker = Path(item[5:])
+        if not marker.exists():
+            marker.write_text("killed once")
+            os.kill(os.getpid(), signal.SIGKILL)
+        return "survived"
+    return item * 2
+
+
+def test_a_dead_worker_costs_only_its_item(tmp_path):
+    ex = ProcessExecutor(2)
+    items = [1, "kill", 2, f"once:{tmp_path / 'm'}", "segv", 3, "raise", 4]
+    try:
+        results = dict(ex.imap_unordered(_work, items))
+    finally:
+        ex.shutdown(cancel=False)
+    assert {k: results[k] for k in (1, 2, 3, 4)} == {1: 2, 2: 4, 3: 6, 4: 8}
+    assert results[f"once:{tmp_path / 'm'}"] == "survived"  # retried on a fresh worker
+    assert isinstance(results["kill"], WorkerDied)
+    assert "SIGKILL" in str(results["kill"]) and "2 tries" in str(results["kill"])
+    assert isinstance(results["segv"], WorkerDied) and "SIGSEGV" in str(results["segv"])
+    # an exception that escapes the function comes back as its traceback; the worker goes on
+    assert isinstance(results["raise"], RemoteError) and "SystemExit" in str(results["raise"])
+    # kill twice, segv twice, once once
+    assert sorted(ex.deaths) == sorted([describe_exit(-9)] * 3 + [describe_exit(-11)] * 2)
+    assert not ex._workers
+
+
+def test_describe_exit():
+    assert describe_exit(-9).startswith("killed by SIGKILL (signal 9")
+    assert describe_exit(-11) == "killed by SIGSEGV (signal 11: a crash in native code)"
+    assert describe_exit(2) == "exited with code 2"
+
+
+# --- the command line ------------------------------------------------------------------------
+
+PLUGIN = """
+import os, signal, time
+import numpy as np
+
+def {name}(shape, rng, *, layer):
+    # the spec's check calls initializers on a tiny layer (fan_in <= 4): survive that
+    if layer.fan_in > 8:
+        {action}
+    return rng.standard_normal(shape) / np.sqrt(layer.fan_in)
+"""
+
+SUITE = """
+name: faults
+seeds: {seeds}
+backends: [torch]
+device: cpu
+tasks:
+  - name: oscillatory_1d
+    params: {{n_samples: 40}}
+    model: {{width: 16, depth: 1}}
+    training: {{steps: {steps}}}
+initializers: [he_normal, {{name: killer, source: plugin.py:killer}}]
+"""
+
+
+KILL = "os.kill(os.getpid(), signal.SIGKILL)"
+HANG = "time.sleep(300)"  # a trial that outlasts the test: only the watchdog ends its worker
+
+
+def _suite(tmp_path, seeds=2, steps=20, action=KILL):
+    (tmp_path / "plugin.py").write_text(PLUGIN.format(name="killer", action=action))
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE.format(seeds=seeds, steps=steps))
+    return suite
+
+
+def _cli(*args, **kw):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "ntkbench.cli.main", *map(str, args)],
+                          env=env, capture_output=True, text=True, timeout=300, **kw)
+
+
+def _records(run_dir):
+    return [json.loads(p.read_text()) for p in sorted((run_dir / "trials").glob("*.json"))]
+
+
+def test_a_trial_that_kills_its_worker_is_recorded_failed_and_the_run_goes_on(tmp_path):
+    suite = _suite(tmp_path)
+    run_dir = tmp_path / "run"
+    done = _cli("run", suite, "--out", run_dir, "--jobs", "2", "--no-progress")
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and "BrokenProcessPool" not in done.stderr
+    assert "leaked" not in done.stderr
+    by_init = {}
+    for r in _records(run_dir):
+        by_init.setdefault(r["init_label"], []).append(r)
+    assert [r["status"] for r in by_init["he_normal"]] == ["ok", "ok"]
+    for r in by_init["killer"]:
+        assert r["status"] == "failed" and r["worker_crashed"]
+        assert "SIGKILL" in r["error"] and "2 tries" in r["error"]
+    assert "2 trial(s) of this suite failed" in done.stderr
+    assert "worker crashed, recorded as failed" in done.stderr
+    # the failures are results of this suite now: a plain re-run trains nothing, still exit 1,
+    # and --allow-failures turns the exit code off
+    again = _cli("run", suite, "--out", run_dir, "--jobs", "2", "--no-progress",
+                 "--allow-failures")
+    assert again.returncode == 0 and "nothing to run" in again.stderr
+
+
+def test_a_run_whose_trials_all_fail_exits_1(tmp_path):
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE.format(seeds=1, steps=5).replace(
+        ", {name: killer, source: plugin.py:killer}", "").replace("device: cpu",
+                                                                   "device: cuda:7"))
+    done = _cli("run", suite, "--out", tmp_path / "run", "--jobs", "1", "--no-progress")
+    assert done.returncode == 1, done.stderr
+    assert "1 trial(s) could not run on this machine" in done.stderr
+    ok = _cli("run", suite, "--out", tmp_path / "run", "--jobs", "1", "--no-progress",
+              "--allow-failures")
+    assert ok.returncode == 0, ok.stderr
+
+
+def _children(pid):
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _start(suite, run_dir, jobs):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "ntkbench.cli.main", "run", str(suite), "--out", str(run_dir),
+           "--no-progress", "--jobs", str(jobs)]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT,
+                                                                        signal.SIG_DFL))
+
+
+def _wait_for_records(run_dir, n, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if run_dir.exists() and len(list((run_dir / "trials").glob("*.json"))) >= n:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"fewer than {n} records after {timeout} s")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
+def test_workers_exit_when_the_run_is_killed(tmp_path):
+    suite = _suite(tmp_path, seeds=2, action=HANG)
+    run_dir = tmp_path / "run"
+    proc = _start(suite, run_dir, jobs=2)
+    # both workers end up inside the hanging plugin, with trials queued behind them
+    _wait_for_records(run_dir, 2)
+    time.sleep(2)
+    workers = _children(proc.pid)  # two workers and multiprocessing's resource tracker
+    assert len(workers) >= 2, workers
+    proc.kill()  # SIGKILL: the run has no chance to stop its workers
+    proc.communicate(timeout=30)
+    deadline = time.time() + 10
+    while time.time() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.1)
+    assert not any(_alive(w) for w in workers), "workers outlived the run by 10 s"
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_sigterm_stops_a_parallel_run_as_ctrl_c_does(tmp_path, sig, code):
+    suite = _suite(tmp_path, seeds=6, steps=300, action="pass")
+    run_dir = tmp_path / "run"
+    proc = _start(suite, run_dir, jobs=2)
+    _wait_for_records(run_dir, 1)
+    workers = _children(proc.pid)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert "resume" in err and "Traceback" not in err and "leaked" not in err, err
+    assert not any(_alive(w) for w in workers)
+    n = len(_records(run_dir))
+    assert 1 <= n < 12
+    assert not list((run_dir / "trials").glob(".*tmp"))
+
+
+def test_plugin_text_is_valid():
+    # the plugin above must be a valid initializer whatever the condition
+    for action in (KILL, HANG, "pass"):
+        compile(textwrap.dedent(PLUGIN.format(name="k", action=action)), "plugin.py", "exec")
