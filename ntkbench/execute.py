@@ -24,7 +24,7 @@ from ntkbench import registry
 from ntkbench._version import __version__, source_commit
 from ntkbench.backends import Unavailable, get_backend
 from ntkbench.backends.training import check_tv
-from ntkbench.config import Trial
+from ntkbench.config import ModelConfig, Trial
 from ntkbench.data.base import Dataset
 from ntkbench.evaluation import METRICS
 from ntkbench.identity import MEASUREMENT_VERSION, plugin_digest
@@ -254,7 +254,11 @@ def _identity(trial: Trial) -> dict[str, Any]:
 
 def build_model(trial: Trial, data: Dataset) -> Model:
     """The trial's network: an :class:`MLP` or a :class:`CNN` sized by the data."""
-    m = trial.model
+    return model_for(trial.model, trial.data.generator, data)
+
+
+def model_for(m: ModelConfig, generator: str, data: Dataset) -> Model:
+    """The network ``m`` describes, sized by ``data`` (of the task ``generator``)."""
     common = dict(out_dim=data.out_dim, activation=m.activation,
                   parameterization=m.parameterization, w_std=m.w_std, b_std=m.b_std,
                   bias=m.bias)
@@ -262,7 +266,7 @@ def build_model(trial: Trial, data: Dataset) -> Model:
         shape = data.input_shape
         if shape is None or len(shape) not in (2, 3) or math.prod(shape) != data.in_dim:
             raise ValueError(f"model kind 'cnn' needs image inputs, but task "
-                             f"{trial.data.generator!r} gives inputs of dimension {data.in_dim} "
+                             f"{generator!r} gives inputs of dimension {data.in_dim} "
                              f"with input_shape {shape}; use kind: mlp")
         return CNN(input_shape=tuple(shape), channels=tuple(m.channels),
                    kernel_size=m.kernel_size, stride=m.stride, padding=m.padding, pool=m.pool,

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ntkbench.config import Trial
-from ntkbench.store import RECORDS, RunStore, flatten, read_record
+from ntkbench.store import RECORDS, DamagedRecord, RunStore, flatten, read_record
 
 #: Record fields that say where, when and how fast a trial ran, not what it measured: left out
 #: when two records of one hash are checked for equal numbers. Dotted names are prefixes.
@@ -124,7 +124,10 @@ class Reuse:
             path = store.record_path(trial.trial_hash)
             if not path.is_file():
                 continue
-            record = read_record(path)
+            try:
+                record = read_record(path)
+            except DamagedRecord:  # not reusable; the baseline's own runs set it aside
+                continue
             if record.get("status") != "ok":
                 continue
             if device_kind(record.get("device_resolved")) != self._local_kind(trial):

@@ -23,7 +23,13 @@ from ntkbench.data.cache import REMOTE, MissingDataError
 from ntkbench.execute import crashed_record, environment, run_trial
 from ntkbench.executors import Executor, make_executor
 from ntkbench.reuse import Reuse
-from ntkbench.store import RunStore, atomic_write_text
+from ntkbench.store import (
+    RunDirectoryError,
+    RunStore,
+    StoreWriteError,
+    atomic_write_text,
+    locked,
+)
 
 
 class RunInterrupted(Exception):
@@ -53,6 +59,7 @@ class RunSummary:
     reused: int = 0  # taken from --reuse run directories by this run
     statuses: Counter = field(default_factory=Counter)
     crashed: list[str] = field(default_factory=list)  # trials whose worker process died
+    set_aside: list[tuple[Path, Path, str]] = field(default_factory=list)  # damaged records
     seconds: float = 0.0
 
     @property
@@ -184,14 +191,29 @@ def run_trials(trials: list[Trial], run_dir: str | Path, *, jobs: int = 1,
             a trial with an ``ok`` record of its hash there is copied, not trained.
 
     Raises:
-        RunInterrupted: on Ctrl-C, after stopping workers; finished trials stay recorded.
+        RunInterrupted: on Ctrl-C or SIGTERM, after stopping workers; finished trials stay
+            recorded.
+        RunDirectoryError: ``run_dir`` is a file, or another run is using it.
     """
+    store = RunStore(run_dir)
+    if store.run_dir.exists() and not store.run_dir.is_dir():
+        raise RunDirectoryError(f"run directory {str(store.run_dir)!r} is an existing file, "
+                                "not a directory: give another --out")
+    store.run_dir.mkdir(parents=True, exist_ok=True)
+    with locked(store.run_dir):
+        return _run_locked(store, trials, jobs=jobs, retry_failed=retry_failed,
+                           progress=progress, executor=executor, suite_path=suite_path,
+                           argv=argv, reuse=reuse)
+
+
+def _run_locked(store: RunStore, trials: list[Trial], *, jobs: int, retry_failed: bool,
+                progress: bool, executor: Executor | None, suite_path: Path | None,
+                argv: Sequence[str] | None, reuse: Reuse | None) -> RunSummary:
     from tqdm import tqdm
 
-    store = RunStore(run_dir)
-    store.run_dir.mkdir(parents=True, exist_ok=True)
     todo = pending(trials, store.statuses(), retry_failed=retry_failed)
     summary = RunSummary(store.run_dir, total=len(trials), skipped=len(trials) - len(todo))
+    summary.set_aside = store.set_aside_damaged()  # their trials are in todo: no record
     if reuse is not None and todo:
         left = reuse.copy_into(store, todo)
         summary.reused = len(todo) - len(left)
@@ -226,10 +248,18 @@ def run_trials(trials: list[Trial], run_dir: str | Path, *, jobs: int = 1,
                              f"recorded in {store.run_dir}; run the same command to resume "
                              f"({len(todo) - summary.ran} left)",
                              143 if isinstance(exc, Terminated) else 130) from None
+    except BaseException:  # e.g. the disk filled up writing a record: stop the workers
+        executor.shutdown(cancel=True)
+        raise
     else:
         executor.shutdown(cancel=False)
     finally:
         bar.close()
         summary.seconds = time.perf_counter() - start
-        store.write_table()
+        propagating = sys.exc_info()[1]
+        try:
+            store.write_table()
+        except StoreWriteError:
+            if propagating is None:  # else the error already propagating says it
+                raise
     return summary

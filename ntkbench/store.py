@@ -17,16 +17,20 @@ partial file behind; re-running skips the trials that have a record.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import socket
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 RECORDS = "trials"
 TABLE = "results.parquet"
+CORRUPT = ".corrupt"  # under trials/: damaged record files, set aside
 
 #: Version of the record layout. Records are migrated on read (:func:`migrate`); a record from
 #: a newer ntkbench than this one is an error that says so, not a silent misreading.
@@ -48,6 +52,19 @@ def _unavailable_in_schema_0(error: str) -> bool:
 
 class RecordError(ValueError):
     """A record that cannot be read: damaged JSON, or a schema newer than this ntkbench."""
+
+
+class DamagedRecord(RecordError):
+    """A record file that is not a complete record (truncated JSON, not an object, a
+    directory in its place): set aside by the next run, which re-runs its trial."""
+
+
+class RunDirectoryError(ValueError):
+    """A run directory that cannot be used: a file in its place, or another run holds it."""
+
+
+class StoreWriteError(OSError):
+    """Writing to the run directory failed (disk full, read-only, quota): what was kept."""
 
 
 def migrate(record: dict[str, Any], where: str = "record") -> dict[str, Any]:
@@ -80,8 +97,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        _remove(tmp)
         raise
 
 
@@ -103,19 +119,27 @@ def read_record(path: Path) -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as fh:
             record = json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise RecordError(f"damaged record {str(path)!r}: {exc}") from None
-    if not isinstance(record, dict):
-        raise RecordError(f"damaged record {str(path)!r}: not a JSON object")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DamagedRecord(f"damaged record {str(path)!r}: {exc}") from None
+    except IsADirectoryError:
+        raise DamagedRecord(f"damaged record {str(path)!r}: a directory, not a file") from None
+    if not isinstance(record, dict) or not isinstance(record.get("trial_hash"), str):
+        raise DamagedRecord(f"damaged record {str(path)!r}: not a trial record")
     return migrate(record, f"record {str(path)!r}")
 
 
 class RunStore:
-    """Reads and writes the records of one run directory."""
+    """Reads and writes the records of one run directory.
+
+    A damaged record file (:class:`DamagedRecord`) does not make the directory unreadable:
+    reading skips it and lists it in :attr:`damaged`; :meth:`set_aside_damaged` (which
+    ``ntkbench run`` calls) moves it to ``trials/.corrupt/``, so its trial runs again.
+    """
 
     def __init__(self, run_dir: str | os.PathLike) -> None:
         self.run_dir = Path(run_dir)
         self.records_dir = self.run_dir / RECORDS
+        self.damaged: dict[Path, str] = {}  # record file → what is wrong with it
 
     def record_path(self, trial_hash: str) -> Path:
         return self.records_dir / f"{trial_hash}.json"
@@ -126,21 +150,36 @@ class RunStore:
     def write(self, record: dict[str, Any]) -> Path:
         """Write ``record`` as ``trials/<hash>.json``. Its ``arrays`` entry (name → numpy
         array, e.g. a predicted image) goes to the side file ``trials/<hash>.npz`` instead, and
-        the record names it in ``arrays_file``."""
+        the record names it in ``arrays_file``. Raises :class:`StoreWriteError` (disk full,
+        read-only) with no partial file left behind."""
         record = dict(record)
         arrays = record.pop("arrays", None)
-        if arrays:
-            import numpy as np
-
-            target = self.arrays_path(record["trial_hash"])
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.stem}.tmp.npz")
-            np.savez_compressed(tmp, **arrays)
-            os.replace(tmp, target)
-            record["arrays_file"] = target.name
         path = self.record_path(record["trial_hash"])
-        atomic_write_text(path, json.dumps(json_safe(record), indent=1, sort_keys=True))
+        try:
+            if arrays:
+                record["arrays_file"] = self._write_arrays(record["trial_hash"], arrays)
+            atomic_write_text(path, json.dumps(json_safe(record), indent=1, sort_keys=True))
+        except OSError as exc:
+            raise StoreWriteError(
+                exc.errno, f"cannot write {path}: {exc.strerror or exc}; every record written "
+                "before it is kept, and running the same command again continues") from None
         return path
+
+    def _write_arrays(self, trial_hash: str, arrays: dict[str, Any]) -> str:
+        import numpy as np
+
+        target = self.arrays_path(trial_hash)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.",
+                                   suffix=".tmp.npz")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez_compressed(fh, **arrays)
+            os.replace(tmp, target)
+        except BaseException:
+            _remove(tmp)
+            raise
+        return target.name
 
     def arrays(self, trial_hash: str) -> dict[str, Any]:
         """The side arrays of a trial (``{}`` when it has none)."""
@@ -153,10 +192,31 @@ class RunStore:
             return {name: data[name] for name in data.files}
 
     def records(self) -> Iterator[dict[str, Any]]:
+        """Every readable record; damaged ones are skipped and listed in :attr:`damaged`."""
         if not self.records_dir.is_dir():
             return
         for path in sorted(self.records_dir.glob("*.json")):
-            yield read_record(path)
+            try:
+                yield read_record(path)
+            except DamagedRecord as exc:
+                self.damaged[path] = str(exc)
+
+    def set_aside_damaged(self) -> list[tuple[Path, Path, str]]:
+        """Move the damaged records found so far to ``trials/.corrupt/`` (never overwriting
+        an earlier one there); return (from, to, why) for each."""
+        moved = []
+        for path, why in sorted(self.damaged.items()):
+            if not os.path.lexists(path):
+                continue
+            target_dir = self.records_dir / CORRUPT
+            target_dir.mkdir(exist_ok=True)
+            target, n = target_dir / path.name, 1
+            while os.path.lexists(target):
+                target, n = target_dir / f"{path.name}.{n}", n + 1
+            os.replace(path, target)
+            moved.append((path, target, why))
+        self.damaged.clear()
+        return moved
 
     def statuses(self) -> dict[str, str]:
         """``trial_hash → status`` of every recorded trial."""
@@ -168,10 +228,73 @@ class RunStore:
         if df.empty:
             return None
         path = self.run_dir / TABLE
-        tmp = path.with_name(f".{TABLE}.tmp")
-        _to_parquet(df, tmp)
-        os.replace(tmp, path)
+        fd, tmp = tempfile.mkstemp(dir=self.run_dir, prefix=f".{TABLE}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            _to_parquet(df, Path(tmp))
+            os.replace(tmp, path)
+        except OSError as exc:
+            _remove(tmp)
+            raise StoreWriteError(
+                exc.errno, f"cannot write {path}: {exc.strerror or exc}; the {len(df)} trial "
+                f"record(s) in {self.records_dir} are kept, and the next ntkbench run (or "
+                "leaderboard) reads them") from None
+        except BaseException:
+            _remove(tmp)
+            raise
         return path
+
+
+LOCK = ".lock"
+
+
+@contextlib.contextmanager
+def locked(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir`` for one run: a second ``ntkbench run`` on the same directory stops
+    with :class:`RunDirectoryError` naming the holder instead of training every trial twice.
+
+    An advisory ``flock`` on ``RUN_DIR/.lock``: the kernel releases it when the holder dies, so
+    a killed run never leaves the directory locked. (On network file systems whose ``flock``
+    is local to one machine, runs on two machines are not kept apart; without ``fcntl``, e.g.
+    on Windows, there is no lock.)
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    path = run_dir / LOCK
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 500).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise RunDirectoryError(
+                f"run directory {str(run_dir)!r} is in use by another ntkbench run "
+                f"({holder}): wait for it to finish, or give this run another --out") from None
+        try:  # the holder before us may have removed the file between our open and lock
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, since "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
+        yield
+    finally:
+        _remove(path)
+        os.close(fd)  # releases the lock
+
+
+def _remove(path: str | Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -268,14 +391,27 @@ def load_results(run_dir: str | os.PathLike, *, superseded: bool = False):
         raise FileNotFoundError(f"run directory {str(store.run_dir)!r} does not exist")
     if store.records_dir.is_dir():
         df = records_to_frame(store.records())
+        df.attrs["damaged"] = {str(k): v for k, v in store.damaged.items()}
     elif (store.run_dir / TABLE).is_file():
         df = pd.read_parquet(store.run_dir / TABLE)
     else:
         raise FileNotFoundError(f"{str(store.run_dir)!r} holds no trial records ({RECORDS}/) "
                                 f"and no {TABLE}")
+    damaged = df.attrs.get("damaged", {})
     if superseded:
         return df
     current, dropped = current_records(df)
     current = current.reset_index(drop=True)
-    current.attrs["superseded"] = dropped
+    current.attrs.update(superseded=dropped, damaged=damaged)
     return current
+
+
+def damaged_note(damaged: dict) -> str | None:
+    """A warning naming the damaged record files that reading skipped (``None``: none)."""
+    if not damaged:
+        return None
+    files = "; ".join(f"{why}" for why in list(damaged.values())[:5])
+    more = f" (and {len(damaged) - 5} more)" if len(damaged) > 5 else ""
+    return (f"warning: skipped {len(damaged)} damaged record file(s): {files}{more}. The next "
+            "ntkbench run on this directory sets them aside in trials/.corrupt/ and runs "
+            "their trials again")

@@ -219,3 +219,135 @@ def test_plugin_text_is_valid():
     # the plugin above must be a valid initializer whatever the condition
     for action in (KILL, HANG, "pass"):
         compile(textwrap.dedent(PLUGIN.format(name="k", action=action)), "plugin.py", "exec")
+
+
+# --- the run directory -----------------------------------------------------------------------
+
+def _run_in_process(suite, run_dir, *extra):
+    from ntkbench.cli.main import main
+
+    return main(["run", str(suite), "--out", str(run_dir), "--jobs", "1", "--no-progress",
+                 *map(str, extra)])
+
+
+def _plain_suite(tmp_path, seeds=2):
+    suite = tmp_path / "plain.yaml"
+    suite.write_text(SUITE.format(seeds=seeds, steps=10).replace(
+        ", {name: killer, source: plugin.py:killer}", ""))
+    return suite
+
+
+def test_a_damaged_record_is_set_aside_and_its_trial_run_again(tmp_path, capsys):
+    suite, run_dir = _plain_suite(tmp_path), tmp_path / "run"
+    assert _run_in_process(suite, run_dir) == 0
+    records = sorted((run_dir / "trials").glob("*.json"))
+    assert len(records) == 2
+    good = records[0].read_text()
+    records[0].write_text(good[: len(good) // 2])  # truncated, as a full disk or a crash leaves
+    capsys.readouterr()
+    # the leaderboard reads the rest and names the damaged file
+    from ntkbench.cli.main import main
+
+    assert main(["leaderboard", str(run_dir), "--format", "text"]) == 0
+    out = capsys.readouterr()
+    assert "skipped 1 damaged record file(s)" in out.err and records[0].name in out.err
+    assert "he_normal" in out.out
+    # the next run sets it aside (keeping its bytes) and re-runs only that trial
+    assert _run_in_process(suite, run_dir) == 0
+    err = capsys.readouterr().err
+    aside = run_dir / "trials" / ".corrupt" / records[0].name
+    assert aside.read_text() == good[: len(good) // 2]
+    assert f"set aside as {aside}" in err and "ran 1 trial(s)" in err
+    assert json.loads(records[0].read_text())["status"] == "ok"
+    # a second damage of the same record does not overwrite the first one set aside
+    records[0].write_text("{")
+    assert _run_in_process(suite, run_dir) == 0
+    assert (aside.parent / f"{records[0].name}.1").read_text() == "{"
+
+
+def test_a_directory_in_place_of_a_record_is_set_aside(tmp_path, capsys):
+    suite, run_dir = _plain_suite(tmp_path, seeds=1), tmp_path / "run"
+    assert _run_in_process(suite, run_dir) == 0
+    record = next((run_dir / "trials").glob("*.json"))
+    record.unlink()
+    record.mkdir()
+    assert _run_in_process(suite, run_dir) == 0
+    assert "a directory, not a file" in capsys.readouterr().err
+    assert record.is_file() and (run_dir / "trials" / ".corrupt" / record.name).is_dir()
+
+
+def test_out_naming_a_file_is_a_one_line_error(tmp_path, capsys):
+    target = tmp_path / "notes.txt"
+    target.write_text("mine")
+    assert _run_in_process(_plain_suite(tmp_path), target) == 2
+    err = capsys.readouterr().err
+    assert "is an existing file, not a directory" in err and "Traceback" not in err
+    assert target.read_text() == "mine"
+
+
+def test_a_second_run_on_the_same_directory_is_refused(tmp_path, capsys):
+    from ntkbench.store import locked
+
+    suite, run_dir = _plain_suite(tmp_path, seeds=1), tmp_path / "run"
+    run_dir.mkdir()
+    with locked(run_dir):
+        assert _run_in_process(suite, run_dir) == 2
+        err = capsys.readouterr().err
+        assert "is in use by another ntkbench run" in err and f"pid {os.getpid()}" in err
+        assert not (run_dir / "trials").exists()
+    assert not (run_dir / ".lock").exists()  # released and removed
+    assert _run_in_process(suite, run_dir) == 0
+
+
+def test_a_killed_holder_leaves_the_directory_unlocked(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    code = ("import sys, time; from pathlib import Path; from ntkbench.store import locked\n"
+            "with locked(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(run_dir)], stdout=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    from ntkbench.store import RunDirectoryError, locked
+
+    with pytest.raises(RunDirectoryError, match=f"pid {proc.pid}"):
+        with locked(run_dir):
+            pass
+    proc.kill()
+    proc.wait()
+    with locked(run_dir):  # the kernel released the dead holder's lock
+        pass
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path, capsys, monkeypatch):
+    import errno
+
+    import ntkbench.store as store
+
+    suite, run_dir = _plain_suite(tmp_path), tmp_path / "run"
+
+    def full(df, path):
+        path.write_bytes(b"PAR1 partial")  # what a write cut short leaves
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store, "_to_parquet", full)
+    assert _run_in_process(suite, run_dir) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "Traceback" not in err
+    assert "2 trial record(s)" in err and "are kept" in err
+    assert sorted(p.name for p in run_dir.iterdir()) == ["run.json", "suite.yaml", "trials"]
+    assert len(list((run_dir / "trials").glob("*.json"))) == 2
+    # a record that cannot be written: the same one line, no temporary file
+    real = store.atomic_write_text
+
+    def full_record(path, text):
+        if path.suffix == ".json" and path.parent.name == "trials":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, text)
+
+    monkeypatch.setattr(store, "atomic_write_text", full_record)
+    for p in (run_dir / "trials").glob("*.json"):
+        p.unlink()
+    assert _run_in_process(suite, run_dir) == 1
+    err = capsys.readouterr().err
+    assert "cannot write" in err and "No space left on device" in err and "Traceback" not in err
+    assert not [p for p in run_dir.rglob("*") if p.name.endswith(".tmp")]

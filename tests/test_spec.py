@@ -129,8 +129,10 @@ def test_grid_size_overrides_and_sweep(write):
 
 
 def test_duplicates_collapse(write):
+    # repeated task and initializer entries are one cell each (a repeated seed is an error:
+    # tests/test_validate_data.py)
     suite = suite_of(write, """\
-        seeds: [0, 0, 1]
+        seeds: [0, 1]
         tasks: [wave, wave, {name: wave, model: {width: 16}}]
         initializers: [spec_test_zeros, spec_test_zeros]
         """)

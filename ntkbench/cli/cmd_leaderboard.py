@@ -28,9 +28,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     from ntkbench.report import render
-    from ntkbench.store import load_results
+    from ntkbench.store import damaged_note, load_results
 
     df = load_results(args.run_dir)
+    if note := damaged_note(df.attrs.get("damaged")):
+        print(note, file=sys.stderr)
     if args.discrimination:
         from ntkbench.report import leaderboard
         from ntkbench.report.discrimination import discrimination, render_discrimination

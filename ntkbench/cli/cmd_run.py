@@ -23,6 +23,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="run directory (default: results/<suite name>)")
     p.add_argument("-j", "--jobs", type=int, default=None,
                    help="worker processes (default: number of CPUs)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run the trials on the Dask cluster whose scheduler is at ADDRESS "
+                   "(e.g. tcp://head-node:8786); records are written here, workers need no "
+                   "shared file system (pip install \"ntkbench[dask]\")")
+    p.add_argument("--cluster", metavar="local:N",
+                   help="run the trials on a Dask LocalCluster of N worker processes on this "
+                   "machine (pip install \"ntkbench[dask]\")")
     p.add_argument("--dry-run", action="store_true", help="list the grid and exit")
     p.add_argument("--only", action="append", default=[], metavar="KEY=VALUE[,VALUE]",
                    help="run only matching trials, e.g. --only initializer=he_normal "
@@ -67,7 +74,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
     path = suite_path(args.suite)
     suite = load_suite(path, backends=args.backend, device=args.device, variant=args.variant,
-                       add_initializers=args.add_initializer)
+                       add_initializers=args.add_initializer, check_data=True)
     trials = suite.trials()
     if args.only:
         trials = filter_trials(trials, args.only)
@@ -103,23 +110,47 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     jobs = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
     if jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {jobs}")
-    print(f"suite {suite.name!r}: {len(trials)} trial(s) → {out}", file=sys.stderr)
+    executor = _dask_executor(args) if to_train else None  # no cluster for nothing to run
+    print(f"suite {suite.name!r}: {len(trials)} trial(s) → {out}"
+          + (f" on the {executor.where}" if executor is not None else ""), file=sys.stderr)
     previous = signal.signal(signal.SIGTERM, raise_terminated)  # stop as Ctrl-C stops
     try:
         summary = run_trials(runnable, out, jobs=jobs, retry_failed=args.retry_failed,
                              progress=not args.no_progress, suite_path=path,
-                             argv=["ntkbench", *argv], reuse=reuse)
+                             argv=["ntkbench", *argv], reuse=reuse, executor=executor)
     except RunInterrupted as exc:
         print(f"\n{exc}", file=sys.stderr)
         return exc.exit_code
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if executor is not None:  # also when nothing was left to run
+            executor.shutdown(cancel=True)
     failed = _report(summary, trials, out)
     if failed and not args.allow_failures:
         print(f"exit 1: {failed} trial(s) of this suite failed or could not run (see above; "
               "--allow-failures exits 0 for sweeps where that is expected)", file=sys.stderr)
         return 1
     return 0
+
+
+def _dask_executor(args: argparse.Namespace):
+    """The Dask executor ``--scheduler`` / ``--cluster`` ask for, else ``None`` (local pool)."""
+    if args.scheduler and args.cluster:
+        raise ValueError("give --scheduler (an existing Dask cluster) or --cluster local:N, "
+                         "not both")
+    if not (args.scheduler or args.cluster):
+        return None
+    try:
+        from ntkbench.dask_executor import DaskExecutor, parse_cluster
+    except ImportError as exc:  # pragma: no cover - the module itself has no hard imports
+        raise ValueError(str(exc)) from None
+    local = parse_cluster(args.cluster) if args.cluster else None
+    try:
+        return DaskExecutor(address=args.scheduler, local_workers=local)
+    except ImportError as exc:
+        raise ValueError(str(exc)) from None
+    except (OSError, TimeoutError) as exc:
+        raise ValueError(f"cannot reach the Dask scheduler at {args.scheduler}: {exc}") from None
 
 
 def _report_missing(gaps: dict, verb: str) -> None:
@@ -136,6 +167,8 @@ def _report(summary, trials, out: Path) -> int:
     from ntkbench.store import load_results
 
     counts = ", ".join(f"{v} {k}" for k, v in sorted(summary.statuses.items()))
+    for _, target, why in summary.set_aside:
+        print(f"{why}: set aside as {target}; its trial was run again", file=sys.stderr)
     if summary.reused:
         print(f"reused {summary.reused} recorded trial(s) from --reuse", file=sys.stderr)
     if summary.ran:

@@ -33,8 +33,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"{path}: OK — task {task.name!r} (data: {task.data.generator}, "
               f"metric: {task.metric})")
         return 0
-    suite = load_suite(path, variant=args.variant)
-    suites = [suite] + [load_suite(path, variant=name) for name in suite.variants]
+    suite = load_suite(path, variant=args.variant, check_data=True)
+    suites = [suite] + [load_suite(path, variant=name, check_data=True)
+                        for name in suite.variants]
     for s in suites:
         n = len(s.trials())
         print(f"{path}: OK — suite {s.name!r}: {len(s.tasks)} task(s) × "

@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from ntkbench.spec import SpecError
+    from ntkbench.store import StoreWriteError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
@@ -52,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, FileNotFoundError, ValueError) as exc:
         print(f"ntkbench {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except StoreWriteError as exc:  # disk full, read-only: what failed and what was kept
+        print(f"ntkbench {args.command}: error: {exc.strerror}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # `ntkbench list initializers | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141

@@ -36,6 +36,7 @@ from ntkbench.report.numbers import MISSING, format_number, format_steps
 from ntkbench.report.predictors import ntk_predictors
 from ntkbench.report.provenance import provenance
 from ntkbench.report.render import _CSS, LEGEND, NUMBERS_NOTE, html_table, render
+from ntkbench.store import damaged_note
 
 esc = html.escape
 _SITE_CSS = _CSS + """
@@ -66,14 +67,15 @@ def load_runs(run_dirs: Sequence[str | Path]) -> pd.DataFrame:
     """The trials of every run directory in one table, with a ``run_dir`` column."""
     from ntkbench.store import load_results
 
-    frames, superseded = [], Counter()
+    frames, superseded, damaged = [], Counter(), {}
     for run_dir in run_dirs:
         frame = load_results(run_dir)
         superseded.update(frame.attrs.get("superseded", {}))
+        damaged.update(frame.attrs.get("damaged", {}))
         frame["run_dir"] = str(run_dir)
         frames.append(frame)
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    df.attrs["superseded"] = dict(superseded)
+    df.attrs.update(superseded=dict(superseded), damaged=damaged)
     if df.empty:
         raise ValueError("no trials in " + ", ".join(map(str, run_dirs)))
     return df
@@ -117,6 +119,7 @@ def build_site(run_dirs: Sequence[str | Path], out: str | Path,
     out.mkdir(parents=True, exist_ok=True)
     df = load_runs(run_dirs)
     latest, _ = latest_records(df)
+    latest.attrs["damaged"] = df.attrs.get("damaged", {})
     tables = leaderboard(df)
     summaries = across_tasks(tables)
     predictors = ntk_predictors(latest)
@@ -163,7 +166,10 @@ def _legend() -> list[str]:
 
 def _index_body(df, run_dirs, tables: list[TaskTable], summaries: list[AcrossTasks],
                 pages, fig: _Figures, colors) -> list[str]:
-    body = ["<h2>Provenance</h2>", '<table class="prov">',
+    body = []
+    if note := damaged_note(df.attrs.get("damaged")):
+        body.append(f'<p class="lead"><strong>{esc(note)}</strong></p>')
+    body += ["<h2>Provenance</h2>", '<table class="prov">',
             *(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in provenance(df, run_dirs)),
             "</table>", "<h2>Tasks</h2>", "<ul>"]
     for table, (task, href) in zip(tables, pages, strict=True):

@@ -17,7 +17,14 @@ from ntkbench.spec.errors import Problem, SpecError
 from ntkbench.spec.grid import Suite, model_field_kind, sweep_axis, without_other_kind
 from ntkbench.spec.locations import find_task_file, task_search_dirs
 from ntkbench.spec.messages import validation_issues
-from ntkbench.spec.task import declared_params, deep_merge, read_task, task_issues
+from ntkbench.spec.sandbox import crash_of
+from ntkbench.spec.task import (
+    data_issues,
+    declared_params,
+    deep_merge,
+    read_task,
+    task_issues,
+)
 from ntkbench.spec.variants import apply_variant, variant_names
 from ntkbench.spec.yamldoc import Doc, Loc, field_name, read_yaml, show
 
@@ -31,10 +38,12 @@ _PROBE = MLP(in_dim=3, width=4, depth=1, out_dim=1, activation="relu")
 
 def load_suite(path: str | Path, *, backends: list[str] | None = None,
                device: str | None = None, variant: str | None = None,
-               add_initializers: list[str] | None = None) -> Suite:
+               add_initializers: list[str] | None = None, check_data: bool = False) -> Suite:
     """Read and validate a suite file, or its ``variant`` (:mod:`ntkbench.spec.variants`);
     ``backends`` / ``device`` (from the command line) replace the suite's, and
-    ``add_initializers`` (:func:`initializer_item`) join its initializers. Raise
+    ``add_initializers`` (:func:`initializer_item`) join its initializers. ``check_data``
+    also builds each task's data once to find what only the data reveals
+    (:func:`~ntkbench.spec.task.data_issues`; ``ntkbench validate`` and ``run`` do). Raise
     :class:`SpecError` with every problem found in the suite and its tasks."""
     problems: list[Problem] = []
     doc = read_yaml(Path(path), str(path), problems)
@@ -42,7 +51,7 @@ def load_suite(path: str | Path, *, backends: list[str] | None = None,
         doc = apply_variant(doc, variant)
     if doc is None:
         raise SpecError(problems)
-    reader = _SuiteReader(doc, Path(path))
+    reader = _SuiteReader(doc, Path(path), check_data=check_data)
     if add_initializers:
         have = doc.data.get("initializers")
         items = list(have) if isinstance(have, list) else []
@@ -102,8 +111,9 @@ def initializer_item(spec: str, cwd: Path | None = None) -> dict[str, str]:
 class _SuiteReader:
     """Validates one suite document field by field, recording problems as it goes."""
 
-    def __init__(self, doc: Doc, path: Path) -> None:
+    def __init__(self, doc: Doc, path: Path, check_data: bool = False) -> None:
         self.doc, self.path, self.data = doc, path, doc.data
+        self.check_data = check_data
         self.base_dir = path.resolve().parent
         self.dirs = task_search_dirs(path)
         self.task_files: dict[Path, TaskConfig | None] = {}
@@ -164,6 +174,12 @@ class _SuiteReader:
             if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
                 self._error(("seeds", i), f"expected a non-negative integer seed, "
                                           f"got {show(seed)}")
+        seen: set[int] = set()
+        for i, seed in enumerate(raw):
+            if isinstance(seed, int) and seed in seen:
+                self._error(("seeds", i), f"seed {seed} is listed twice (each seed is one "
+                                          "trial per cell)")
+            seen.add(seed)
         return tuple(dict.fromkeys(s for s in raw if isinstance(s, int)))
 
     def _backends(self, override: list[str] | None) -> tuple[str, ...]:
@@ -223,9 +239,29 @@ class _SuiteReader:
             base = self._task_file(name, loc + ("name",))
             if base is not None:
                 task = self._with_overrides(base, item, loc)
+                if task is not None and self.check_data:
+                    issues = data_issues(task)
+                    for task_loc, msg in issues:
+                        self._error(*self._task_issue_at(task_loc, msg, item, loc))
+                    task = None if issues else task
                 if task is not None:
                     out.append(task)
         return out
+
+    @staticmethod
+    def _task_issue_at(task_loc: Loc, msg: str, item: dict, loc: Loc) -> tuple[Loc, str]:
+        """Where a problem of a task's field is reported: the suite line that sets the field
+        when the entry overrides it, else the entry's name (the task file sets it)."""
+        suite_loc = (("params",) + task_loc[2:]) if task_loc[:1] == ("data",) else task_loc
+        node: Any = item
+        depth = 0  # how much of the field's path the suite entry sets
+        for key in suite_loc:
+            if not isinstance(node, dict) or key not in node:
+                break
+            node, depth = node[key], depth + 1
+        if depth:
+            return loc + suite_loc[:depth], msg
+        return loc + ("name",), f"task {item['name']!r} (its task file): {msg}"
 
     def _task_file(self, name: str, loc: Loc) -> TaskConfig | None:
         path = find_task_file(name, self.dirs)
@@ -282,6 +318,11 @@ class _SuiteReader:
                 for sub, msg in validation_issues(exc, InitializerConfig, item):
                     self._error(loc + sub, msg)
                 continue
+            if cfg.source is not None:  # third-party code: a crash must not take us down
+                crash = crash_of(cfg.name, cfg.source, self.base_dir, cfg.params)
+                if crash is not None:
+                    self._error(loc + ("source",), crash)
+                    continue
             try:
                 entry = registry.resolve_initializer(cfg.name, cfg.source, self.base_dir)
             except (registry.RegistryError, ValueError, TypeError) as exc:
