@@ -229,7 +229,8 @@ def ntk_vector_products_ntk(net: torch.nn.Module, params: dict[str, torch.Tensor
     return vmap(rows, in_dims=(0, None))(x1, x2)
 
 
-METHODS = ("ntkbench", "ntkbench_jax", "floor", "jacobian", "ntk_vp", "ntk_vp_pairwise")
+METHODS = ("ntkbench", "ntkbench_jax", "floor", "floor_jax", "jacobian", "ntk_vp",
+           "ntk_vp_pairwise")
 
 
 # -------------------------------------------------------------------------- cost estimates
@@ -251,7 +252,7 @@ def cost_estimate(method: str, n1: int, n2: int, dims: Sequence[int],
     grams = sum(2.0 * n1 * n2 * (i + (o * out_dim if k < len(layers) - 1 else 0))
                 for k, (i, o) in enumerate(layers))
     acts = (n1 + n2) * sum(dims) * (2 + out_dim) * itemsize
-    if method in ("ntkbench", "ntkbench_jax", "floor"):
+    if method in ("ntkbench", "ntkbench_jax", "floor", "floor_jax"):
         return sweep + grams, acts + 4.0 * n1 * n2 * itemsize
     if method == "jacobian":
         jac = (n1 + (n2 if n2 != n1 else 0)) * out_dim * n_params * itemsize

@@ -24,7 +24,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from ntkbench.executors import RETRIES, RemoteError, WorkerDied
+from ntkbench.executors import RETRIES, RemoteError, WorkerDied, thread_env
 
 T = TypeVar("T")
 
@@ -69,13 +69,14 @@ class DaskExecutor:
             self.client = Client(address)
         else:
             threads = max(1, (os.cpu_count() or 1) // local_workers)
-            env = {var: str(threads) for var in
-                   ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+            env = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}),
+                   **thread_env(threads)}
             with dask.config.set({"distributed.scheduler.allowed-failures": retries,
-                                  "distributed.worker.daemon": False}):
+                                  "distributed.worker.daemon": False,
+                                  "distributed.nanny.pre-spawn-environ": env}):
                 self.cluster = LocalCluster(n_workers=local_workers, threads_per_worker=1,
                                             processes=True, dashboard_address=None,
-                                            env=env, silence_logs=logging.ERROR)
+                                            silence_logs=logging.ERROR)
             self.client = Client(self.cluster)
         self._futures: dict[Any, Any] = {}
 

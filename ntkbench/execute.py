@@ -576,6 +576,8 @@ def _threads(backend: str) -> int:
         import torch
 
         return torch.get_num_threads()
+    if "--xla_cpu_multi_thread_eigen=false" in os.environ.get("XLA_FLAGS", ""):
+        return 1  # XLA made single-threaded (ntkbench.executors.thread_env)
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:

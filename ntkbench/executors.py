@@ -22,6 +22,7 @@ item, whose exit status is known, and a fresh worker takes its place.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing
 import os
@@ -105,11 +106,44 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="ntkbench-parent-watch", daemon=True).start()
 
 
+def thread_env(threads: int) -> dict[str, str]:
+    """The environment that gives a worker process ``threads`` compute threads.
+
+    It must be in place when the process starts: numpy's OpenBLAS sizes its thread pool when
+    numpy is imported, which the worker does before running any of its own code, and a pool
+    of idle OpenBLAS threads spinning beside a one-thread torch trial halved the throughput of
+    two workers on two cores (measured: ``scripts/bench_throughput.py executors``). With one
+    thread, XLA (JAX) is made single-threaded too; with more, it keeps its own pool.
+    """
+    env = {var: str(threads) for var in
+           ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    if threads == 1:
+        flags = os.environ.get("XLA_FLAGS", "")
+        if "intra_op_parallelism_threads" not in flags:
+            env["XLA_FLAGS"] = (f"{flags} --xla_cpu_multi_thread_eigen=false "
+                                "intra_op_parallelism_threads=1").strip()
+    return env
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    """``env`` in ``os.environ`` while a child process is started (it copies the environment
+    then), restored afterwards; this process's libraries are already initialised."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def _worker_main(conn: Connection, threads: int, parent: int) -> None:
     # The parent handles Ctrl-C and stops the workers; a worker must not die mid-record on it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(threads)
     _exit_with_parent(parent)
     while True:
         try:
@@ -134,7 +168,8 @@ class _Worker:
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker_main, args=(child, threads, os.getpid()),
                                 name="ntkbench-worker")
-        self.proc.start()
+        with _environment(thread_env(threads)):
+            self.proc.start()
         child.close()
         self.item: Any = None
         self.busy = False

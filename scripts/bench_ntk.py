@@ -9,6 +9,9 @@ For every (n, depth) cell of an MLP ``in_dim → width × depth → out_dim`` th
   ``backend="jax"``;
 - ``floor``: the least work the layer-structured kernel needs, in plain torch on tensors
   already on the device (``benchmarks/ntk_methods.py: floor_ntk``);
+- ``floor_jax`` (with ``jax``): the JAX engine's own compiled kernel on arrays already on the
+  device, nothing copied in or out: ``ntkbench_jax / floor_jax`` is what the call around it
+  costs, ``floor_jax / floor`` is XLA's arithmetic against torch's;
 - ``jacobian``: torch.func per-example Jacobians ``vmap(jacrev(f))`` contracted over parameters;
 - ``ntk_vp``: torch.func NTK-vector products, ``vmap`` over VJP∘JVP;
 - ``ntk_vp_pairwise`` (only with ``--methods``): the tutorial's literal double ``vmap`` over
@@ -58,12 +61,13 @@ import torch  # noqa: E402
 import ntkbench as nb  # noqa: E402
 from benchmarks import ntk_methods as nm  # noqa: E402
 
-DEFAULT_METHODS = ("ntkbench", *(("ntkbench_jax",) if importlib.util.find_spec("jax") else ()),
-                   "floor", "jacobian", "ntk_vp")
+_JAX = importlib.util.find_spec("jax") is not None
+DEFAULT_METHODS = ("ntkbench", *(("ntkbench_jax",) if _JAX else ()), "floor",
+                   *(("floor_jax",) if _JAX else ()), "jacobian", "ntk_vp")
 # torch.func recipes reach a fraction of the matrix-product rate (memory-bound Jacobian
 # writes, vmap bookkeeping); used only to predict whether a cell fits its time budget.
-EFFICIENCY = {"ntkbench": 0.5, "ntkbench_jax": 0.5, "floor": 0.5, "jacobian": 0.35, "ntk_vp": 0.35,
-              "ntk_vp_pairwise": 0.2}
+EFFICIENCY = {"ntkbench": 0.5, "ntkbench_jax": 0.5, "floor": 0.5, "floor_jax": 0.5,
+              "jacobian": 0.35, "ntk_vp": 0.35, "ntk_vp_pairwise": 0.2}
 REFERENCE = {"n": 256, "depth": 3, "width": 512, "in_dim": 784, "out_dim": 1}
 
 
@@ -162,6 +166,18 @@ class Result:
 
 def rel_error(K: np.ndarray, ref: np.ndarray) -> float:
     return float(np.max(np.abs(K - ref)) / np.max(np.abs(ref)))
+
+
+def jax_floor(model: nb.MLP, weights: list, x_np: np.ndarray, dtype: str,
+              device: str) -> Callable[[], object]:
+    """The JAX engine's single compiled kernel call on device-resident weights and inputs."""
+    from ntkbench.backends import jax_backend as jb
+
+    net = jb.Network(model, weights, dtype=dtype, device=device)
+    xa = net._array(x_np)
+    static = {"scales": tuple(net.scales), "bias": model.bias, "out_dim": model.out_dim,
+              "full": False, "per_layer": False, "activation": model.activation}
+    return lambda: jb._whole_kernel(net.params, xa, None, **static).block_until_ready()
 
 
 def as_numpy(K: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -276,6 +292,8 @@ def run_cell(args: argparse.Namespace, n: int, depth: int, rate: float) -> tuple
             "ntkbench_jax": lambda: nb.empirical_ntk(model, weights, x_np, dtype=dtype,
                                                      device=args.device, backend="jax"),
             "floor": lambda: nm.floor_ntk(params, x, activation=args.activation),
+            "floor_jax": (jax_floor(model, weights, x_np, dtype, args.device)
+                          if "floor_jax" in args.methods else None),
             "jacobian": lambda: nm.jacobian_contraction_ntk(net, values, x),
             "ntk_vp": lambda: nm.ntk_vector_products_ntk(net, values, x),
             "ntk_vp_pairwise": lambda: nm.ntk_vector_products_ntk(net, values, x,
@@ -285,7 +303,7 @@ def run_cell(args: argparse.Namespace, n: int, depth: int, rate: float) -> tuple
     fns = make(args.dtype)
     # ntkbench and the floor take turns (their ratio is the headline); each torch.func recipe
     # runs on its own so that a slow one never delays the others.
-    fast = [m for m in args.methods if m in ("ntkbench", "ntkbench_jax", "floor")]
+    fast = [m for m in args.methods if m in ("ntkbench", "ntkbench_jax", "floor", "floor_jax")]
     groups = [fast] + [[m] for m in args.methods if m not in fast]
     by_name: dict[str, Result] = {}
     for group in groups:

@@ -7,7 +7,8 @@
 ``threads`` runs one trial of the default suite's targets_2d and oscillatory_1d tasks
 (he_normal, seed 0) in a fresh Python process per measurement, alternating the settings
 (``OMP_WAIT_POLICY`` default or PASSIVE; 1 or all torch threads) round by round, and reports the
-median wall time of the trial (its second run in the process: no import or JIT cost). ``executors`` runs the
+median wall time of the trial (its second run in the process: no import or JIT cost).
+``executors`` runs the
 oscillatory_1d and targets_2d trials of the default suite (2 tasks × 6 initializers × 3 seeds
 = 36 trials) with ``ntkbench run`` through each executor and backend, each into a fresh run
 directory, and reports trials per second of wall time including start-up. The machine's load
@@ -47,7 +48,7 @@ def _load() -> str:
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min); {os.cpu_count()} CPUs"
 
 
-def threads(rounds: int = 5) -> None:
+def threads(tasks: tuple[str, ...] = ("targets_2d", "oscillatory_1d"), rounds: int = 5) -> None:
     settings = [("default policy, 2 threads", {}),
                 ("OMP_WAIT_POLICY=PASSIVE, 2 threads", {"OMP_WAIT_POLICY": "PASSIVE"}),
                 ("default policy, 1 thread", {"OMP_NUM_THREADS": "1"}),
@@ -57,7 +58,7 @@ def threads(rounds: int = 5) -> None:
     print(f"\n### One trial (second in its process), torch; {_load()}\n")
     print("| task | setting | wall time per trial (median of "
           f"{rounds}) | vs default |\n|---|---|---|---|")
-    for task in ("targets_2d", "oscillatory_1d"):
+    for task in tasks:
         walls: dict[str, list[float]] = {name: [] for name, _ in settings}
         for _ in range(rounds):
             for name, env in settings:
@@ -74,32 +75,38 @@ def threads(rounds: int = 5) -> None:
     print(f"\n({_load()} at the end)")
 
 
-def executors() -> None:
-    configs = [("torch", "serial (--jobs 1)", ["--jobs", "1"]),
-               ("torch", "pool (--jobs 2)", ["--jobs", "2"]),
-               ("torch", "Dask LocalCluster (--cluster local:2)", ["--cluster", "local:2"]),
-               ("jax", "serial (--jobs 1)", ["--jobs", "1"]),
-               ("jax", "pool (--jobs 2)", ["--jobs", "2"]),
-               ("jax", "Dask LocalCluster (--cluster local:2)", ["--cluster", "local:2"])]
-    print(f"\n### 36 small trials (oscillatory_1d + targets_2d of the default suite); {_load()}\n")
-    print("| backend | executor | wall time | trials per second |\n|---|---|---|---|")
-    for backend, name, args in configs:
-        out = Path(tempfile.mkdtemp()) / "run"
-        cmd = [sys.executable, "-m", "ntkbench.cli.main", "run", str(ROOT / "benchmarks.yaml"),
-               "--out", str(out), "--no-progress", "--backend", backend,
-               "--only", "task=oscillatory_1d,targets_2d", *args]
-        t0 = time.perf_counter()
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        wall = time.perf_counter() - t0
-        n = len(list(out.glob("trials/*.json")))
-        status = "" if done.returncode == 0 else f" (exit {done.returncode})"
-        print(f"| {backend} | {name}{status} | {wall:.1f} s | {n / wall:.2f} |")
+def executors(backends: tuple[str, ...] = ("torch", "jax"), rounds: int = 3) -> None:
+    runners = [("serial (--jobs 1)", ["--jobs", "1"]),
+               ("pool (--jobs 2)", ["--jobs", "2"]),
+               ("Dask LocalCluster (--cluster local:2)", ["--cluster", "local:2"])]
+    print(f"\n### 36 small trials (oscillatory_1d + targets_2d of the default suite), median of "
+          f"{rounds} alternating rounds; {_load()}\n")
+    print("| backend | executor | wall time (min–max) | trials per second | vs serial |\n"
+          "|---|---|---|---|---|")
+    for backend in backends:
+        walls: dict[str, list[float]] = {name: [] for name, _ in runners}
+        for _ in range(rounds):
+            for name, args in runners:
+                out = Path(tempfile.mkdtemp()) / "run"
+                cmd = [sys.executable, "-m", "ntkbench.cli.main", "run",
+                       str(ROOT / "benchmarks.yaml"), "--out", str(out), "--no-progress",
+                       "--backend", backend, "--only", "task=oscillatory_1d,targets_2d", *args]
+                t0 = time.perf_counter()
+                subprocess.run(cmd, capture_output=True, text=True, check=True)
+                walls[name].append(time.perf_counter() - t0)
+                assert len(list(out.glob("trials/*.json"))) == 36
+        ref = statistics.median(walls[runners[0][0]])
+        for name, _ in runners:
+            m = statistics.median(walls[name])
+            print(f"| {backend} | {name} | {m:.1f} s ({min(walls[name]):.1f}–"
+                  f"{max(walls[name]):.1f}) | {36 / m:.2f} | {ref / m:.2f}× |")
     print(f"\n({_load()} at the end)")
 
 
 if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else "all"
     if what in ("threads", "all"):
-        threads()
+        # python scripts/bench_throughput.py threads mnist digits: other tasks of the suite
+        threads(*([tuple(sys.argv[2:]), 3] if len(sys.argv) > 2 else []))
     if what in ("executors", "all"):
         executors()
