@@ -356,6 +356,7 @@ def _run(trial: Trial, record: dict[str, Any]) -> None:
     record["device_resolved"] = device
     record["device_name"] = backend.device_name(device)
     record["threads"] = _threads(trial.backend)
+    record["blas_threads"] = blas_threads()
 
     data: Dataset = registry.tasks.get(trial.data.generator).obj(seed=trial.seed,
                                                                  **trial.data.params)
@@ -582,6 +583,20 @@ def _threads(backend: str) -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
+
+
+def blas_threads() -> int | None:
+    """Threads of numpy's BLAS in this process (``None`` if it cannot be told): numpy's linear
+    algebra (the infinite-width kernels, kernel regression, spectra) sums in an order that
+    depends on it, and an ill-conditioned solve turns that round-off into a visible change."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover - scikit-learn brings it
+        return None
+    pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+    numpy_pools = [p for p in pools if "numpy" in str(p.get("filepath", ""))]
+    pool = (numpy_pools or pools or [None])[0]
+    return None if pool is None else int(pool["num_threads"])
 
 
 def environment() -> dict[str, Any]:

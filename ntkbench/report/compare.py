@@ -153,7 +153,8 @@ def compare_frames(run: pd.DataFrame, base: pd.DataFrame, *, tolerance: float = 
 
 
 _SAME = (("cpu", "CPU model"), ("cpu_flags", "CPU instruction-set flags"),
-         ("threads", "thread count"), ("versions", "library versions"))
+         ("threads", "thread count"), ("blas_threads", "numpy BLAS thread count"),
+         ("versions", "library versions"))
 
 
 def _why_not_comparable(a: dict[str, Any], b: dict[str, Any]) -> str | None:
