@@ -126,7 +126,7 @@ def thread_env(threads: int) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _environment(env: dict[str, str]) -> Iterator[None]:
+def child_environment(env: dict[str, str]) -> Iterator[None]:
     """``env`` in ``os.environ`` while a child process is started (it copies the environment
     then), restored afterwards; this process's libraries are already initialised."""
     saved = {k: os.environ.get(k) for k in env}
@@ -168,7 +168,7 @@ class _Worker:
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker_main, args=(child, threads, os.getpid()),
                                 name="ntkbench-worker")
-        with _environment(thread_env(threads)):
+        with child_environment(thread_env(threads)):
             self.proc.start()
         child.close()
         self.item: Any = None

@@ -211,6 +211,7 @@ def _run_locked(store: RunStore, trials: list[Trial], *, jobs: int, retry_failed
                 argv: Sequence[str] | None, reuse: Reuse | None) -> RunSummary:
     from tqdm import tqdm
 
+    store.remove_stale_temporaries()
     todo = pending(trials, store.statuses(), retry_failed=retry_failed)
     summary = RunSummary(store.run_dir, total=len(trials), skipped=len(trials) - len(todo))
     summary.set_aside = store.set_aside_damaged()  # their trials are in todo: no record

@@ -12,7 +12,8 @@ Layout of a run directory::
 
 A record file appears only once it is complete (written to a temporary file, flushed, then
 renamed), so a run killed at any moment leaves every finished trial recorded exactly once and no
-partial file behind; re-running skips the trials that have a record.
+partial record; the next run deletes a temporary file a SIGKILL left mid-write, and skips the
+trials that have a record.
 """
 
 from __future__ import annotations
@@ -200,6 +201,16 @@ class RunStore:
                 yield read_record(path)
             except DamagedRecord as exc:
                 self.damaged[path] = str(exc)
+
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Delete the temporary files a killed writer left (a SIGKILL between writing a
+        record's temporary file and renaming it); call only while holding the run directory
+        (:func:`locked`), when no other writer can be mid-write."""
+        stale = [*self.records_dir.glob(".*.tmp"), *self.records_dir.glob(".*.tmp.npz"),
+                 *self.run_dir.glob(f".{TABLE}.*.tmp")] if self.run_dir.is_dir() else []
+        for path in stale:
+            _remove(path)
+        return stale
 
     def set_aside_damaged(self) -> list[tuple[Path, Path, str]]:
         """Move the damaged records found so far to ``trials/.corrupt/`` (never overwriting

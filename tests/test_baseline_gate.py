@@ -13,7 +13,7 @@ import multiprocessing
 
 from conftest import ROOT
 
-from ntkbench.executors import _environment, thread_env
+from ntkbench.executors import child_environment, thread_env
 from ntkbench.report.compare import compare_runs, render_comparison
 from ntkbench.runner import filter_trials, run_trials
 from ntkbench.spec import load_suite
@@ -44,7 +44,7 @@ def test_a_subset_of_the_default_suite_reproduces_the_baseline(tmp_path):
     (threads,) = json.loads((BASELINE / "PROVENANCE.json").read_text())["threads_per_trial"]
     proc = multiprocessing.get_context("spawn").Process(
         target=run_trials, args=(trials, tmp_path), kwargs={"jobs": 1, "progress": False})
-    with _environment(thread_env(threads)):
+    with child_environment(thread_env(threads)):
         proc.start()
     proc.join()
     assert proc.exitcode == 0

@@ -2,6 +2,7 @@
 killed mid-trial, the client killed mid-run and run again."""
 
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -13,9 +14,8 @@ from conftest import ROOT, tiny_trial
 
 pytest.importorskip("distributed")
 
-import torch  # noqa: E402
-
 from ntkbench.dask_executor import DaskExecutor, parse_cluster  # noqa: E402
+from ntkbench.executors import child_environment, thread_env  # noqa: E402
 from ntkbench.reuse import measured  # noqa: E402
 from ntkbench.runner import run_trials  # noqa: E402
 from ntkbench.spec import load_suite  # noqa: E402
@@ -32,12 +32,14 @@ def test_a_local_cluster_gives_the_records_of_a_local_run(tmp_path):
     summary = run_trials(trials, tmp_path / "dask", progress=False,
                          executor=DaskExecutor(local_workers=2))
     assert dict(summary.statuses) == {"ok": 4}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as each Dask worker of two on two cores has
-    try:
-        run_trials(trials, tmp_path / "serial", jobs=1, progress=False)
-    finally:
-        torch.set_num_threads(threads)
+    # serially, in a process started with the thread settings each of the two workers has
+    serial = multiprocessing.get_context("spawn").Process(
+        target=run_trials, args=(trials, tmp_path / "serial"),
+        kwargs={"jobs": 1, "progress": False})
+    with child_environment(thread_env(max(1, (os.cpu_count() or 1) // 2))):
+        serial.start()
+    serial.join()
+    assert serial.exitcode == 0
     dask, serial = _records(tmp_path / "dask"), _records(tmp_path / "serial")
     assert set(dask) == set(serial) == {t.trial_hash for t in trials}
     for h in dask:

@@ -351,3 +351,16 @@ def test_a_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path, capsys, mo
     err = capsys.readouterr().err
     assert "cannot write" in err and "No space left on device" in err and "Traceback" not in err
     assert not [p for p in run_dir.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_a_temporary_file_left_by_a_killed_writer_is_removed_by_the_next_run(tmp_path):
+    suite, run_dir = _plain_suite(tmp_path, seeds=1), tmp_path / "run"
+    assert _run_in_process(suite, run_dir) == 0
+    left = [run_dir / "trials" / ".0123456789abcdef.json.x1y2.tmp",
+            run_dir / "trials" / ".0123456789abcdef.k3.tmp.npz",
+            run_dir / ".results.parquet.z9.tmp"]
+    for path in left:
+        path.write_text("partial")  # what a SIGKILL between write and rename leaves
+    assert _run_in_process(suite, run_dir) == 0
+    assert not any(p.exists() for p in left)
+    assert len(list((run_dir / "trials").glob("*.json"))) == 1

@@ -120,7 +120,7 @@ def test_resume_skips_recorded_trials_and_retry_failed(tmp_path, backend):
 def test_parallel_run_equals_serial_run(tmp_path, backend):
     import multiprocessing
 
-    from ntkbench.executors import _environment, thread_env
+    from ntkbench.executors import child_environment, thread_env
 
     trials = [tiny_trial(seed=s, backend=backend) for s in range(2)]
     # the serial run in a process with the threads each of two workers gets (XLA's thread
@@ -128,7 +128,7 @@ def test_parallel_run_equals_serial_run(tmp_path, backend):
     serial = multiprocessing.get_context("spawn").Process(
         target=run_trials, args=(trials, tmp_path / "serial"),
         kwargs={"jobs": 1, "progress": False})
-    with _environment(thread_env(max(1, (os.cpu_count() or 1) // 2))):
+    with child_environment(thread_env(max(1, (os.cpu_count() or 1) // 2))):
         serial.start()
     serial.join()
     assert serial.exitcode == 0
