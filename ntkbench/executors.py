@@ -218,8 +218,14 @@ class ProcessExecutor:
                     idle = _Worker(self._ctx, self.threads)
                     self._workers.append(idle)
                 item, tries = queue.popleft()
+                try:
+                    idle.conn.send((fn, item))
+                except OSError:  # it died while idle (no trial of ours was lost): replace it
+                    queue.appendleft((item, tries))
+                    self._workers.remove(idle)
+                    idle.stop(kill=True)
+                    continue
                 idle.item, idle.busy = (item, tries), True
-                idle.conn.send((fn, item))
             busy = [w for w in self._workers if w.busy]
             ready = set(wait([w.conn for w in busy] + [w.proc.sentinel for w in busy]))
             for w in busy:
@@ -243,8 +249,8 @@ class ProcessExecutor:
                         queue.appendleft((item, tries + 1))
                     else:
                         yield item, WorkerDied(
-                            f"the worker process running this trial {how}"
-                            + (f", on {tries + 1} tries" if tries else ""))
+                            f"the worker process running this trial died: {how}"
+                            + (f" (on each of {tries + 1} tries)" if tries else ""))
 
     def shutdown(self, cancel: bool) -> None:
         for w in self._workers:

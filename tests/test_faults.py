@@ -52,6 +52,21 @@ def test_a_dead_worker_costs_only_its_item(tmp_path):
     assert not ex._workers
 
 
+def test_a_worker_that_dies_while_idle_is_replaced_without_losing_a_trial():
+    ex = ProcessExecutor(2)
+    gen = ex.imap_unordered(_work, [1, 2, 3, 4, 5])
+    try:
+        first = [next(gen)]
+        idle = next(w for w in ex._workers if not w.busy)  # the one that just returned
+        os.kill(idle.proc.pid, signal.SIGKILL)
+        idle.proc.join(10)
+        results = dict(first + list(gen))
+    finally:
+        ex.shutdown(cancel=False)
+    assert results == {1: 2, 2: 4, 3: 6, 4: 8, 5: 10}
+    assert ex.deaths == []  # it held no trial
+
+
 def test_describe_exit():
     assert describe_exit(-9).startswith("killed by SIGKILL (signal 9")
     assert describe_exit(-11) == "killed by SIGSEGV (signal 11: a crash in native code)"
@@ -364,3 +379,22 @@ def test_a_temporary_file_left_by_a_killed_writer_is_removed_by_the_next_run(tmp
     assert _run_in_process(suite, run_dir) == 0
     assert not any(p.exists() for p in left)
     assert len(list((run_dir / "trials").glob("*.json"))) == 1
+
+
+def test_dask_options_without_dask_installed_say_what_to_install(tmp_path, capsys,
+                                                                   monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def without_dask(name, *args, **kwargs):
+        if name == "dask" or name.startswith(("dask.", "distributed")):
+            raise ImportError(f"No module named {name!r}")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_dask)
+    assert _run_in_process(_plain_suite(tmp_path, seeds=1), tmp_path / "run",
+                           "--cluster", "local:2") == 2
+    err = capsys.readouterr().err
+    assert 'pip install "ntkbench[dask]"' in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()

@@ -140,10 +140,8 @@ def _dask_executor(args: argparse.Namespace):
                          "not both")
     if not (args.scheduler or args.cluster):
         return None
-    try:
-        from ntkbench.dask_executor import DaskExecutor, parse_cluster
-    except ImportError as exc:  # pragma: no cover - the module itself has no hard imports
-        raise ValueError(str(exc)) from None
+    from ntkbench.dask_executor import DaskExecutor, parse_cluster  # imports dask lazily
+
     local = parse_cluster(args.cluster) if args.cluster else None
     try:
         return DaskExecutor(address=args.scheduler, local_workers=local)
