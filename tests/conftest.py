@@ -15,6 +15,25 @@ from ntkbench.config import (
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def run_like_a_worker(trials, run_dir, threads: int | None = None) -> None:
+    """``run_trials(trials, run_dir, jobs=1)`` in a fresh process started with the thread
+    settings of a worker of a two-worker pool (or ``threads``): its records are then comparable
+    bit for bit with a pool's (thread counts change torch's, BLAS's and XLA's sums)."""
+    import multiprocessing
+    import os
+
+    from ntkbench.executors import child_environment, thread_env
+    from ntkbench.runner import run_trials
+
+    threads = threads or max(1, (os.cpu_count() or 1) // 2)
+    proc = multiprocessing.get_context("spawn").Process(
+        target=run_trials, args=(trials, run_dir), kwargs={"jobs": 1, "progress": False})
+    with child_environment(thread_env(threads)):
+        proc.start()
+    proc.join()
+    assert proc.exitcode == 0, f"the serial run exited with {proc.exitcode}"
+
+
 def tiny_trial(initializer: str | InitializerConfig = "he_normal", seed: int = 0,
                **overrides) -> Trial:
     """A trial that trains in well under a second (``initializer``: a name or a config)."""

@@ -9,13 +9,11 @@ on any drift of a same-hash trial's numbers. After a change that bumps
 """
 
 import json
-import multiprocessing
 
-from conftest import ROOT
+from conftest import ROOT, run_like_a_worker
 
-from ntkbench.executors import child_environment, thread_env
 from ntkbench.report.compare import compare_runs, render_comparison
-from ntkbench.runner import filter_trials, run_trials
+from ntkbench.runner import filter_trials
 from ntkbench.spec import load_suite
 
 BASELINE = ROOT / "baselines" / "default-cpu"
@@ -42,12 +40,7 @@ def test_a_subset_of_the_default_suite_reproduces_the_baseline(tmp_path):
     # the BLAS thread count), so that on a machine like the baseline's the records can be
     # checked for bit-equality.
     (threads,) = json.loads((BASELINE / "PROVENANCE.json").read_text())["threads_per_trial"]
-    proc = multiprocessing.get_context("spawn").Process(
-        target=run_trials, args=(trials, tmp_path), kwargs={"jobs": 1, "progress": False})
-    with child_environment(thread_env(threads)):
-        proc.start()
-    proc.join()
-    assert proc.exitcode == 0
+    run_like_a_worker(trials, tmp_path, threads)
     statuses = [json.loads(p.read_text())["status"] for p in tmp_path.glob("trials/*.json")]
     assert statuses == ["ok"] * 3
     # On another CPU the float32 numbers need not be equal, and 1% would flag noise: torch and

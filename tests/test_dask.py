@@ -2,7 +2,6 @@
 killed mid-trial, the client killed mid-run and run again."""
 
 import json
-import multiprocessing
 import os
 import signal
 import subprocess
@@ -10,12 +9,11 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT, tiny_trial
+from conftest import ROOT, run_like_a_worker, tiny_trial
 
 pytest.importorskip("distributed")
 
 from ntkbench.dask_executor import DaskExecutor, parse_cluster  # noqa: E402
-from ntkbench.executors import child_environment, thread_env  # noqa: E402
 from ntkbench.reuse import measured  # noqa: E402
 from ntkbench.runner import run_trials  # noqa: E402
 from ntkbench.spec import load_suite  # noqa: E402
@@ -32,14 +30,7 @@ def test_a_local_cluster_gives_the_records_of_a_local_run(tmp_path):
     summary = run_trials(trials, tmp_path / "dask", progress=False,
                          executor=DaskExecutor(local_workers=2))
     assert dict(summary.statuses) == {"ok": 4}
-    # serially, in a process started with the thread settings each of the two workers has
-    serial = multiprocessing.get_context("spawn").Process(
-        target=run_trials, args=(trials, tmp_path / "serial"),
-        kwargs={"jobs": 1, "progress": False})
-    with child_environment(thread_env(max(1, (os.cpu_count() or 1) // 2))):
-        serial.start()
-    serial.join()
-    assert serial.exitcode == 0
+    run_like_a_worker(trials, tmp_path / "serial")  # the threads each Dask worker has
     dask, serial = _records(tmp_path / "dask"), _records(tmp_path / "serial")
     assert set(dask) == set(serial) == {t.trial_hash for t in trials}
     for h in dask:

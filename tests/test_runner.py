@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ROOT, tiny_trial
+from conftest import ROOT, run_like_a_worker, tiny_trial
 
 import ntkbench as nb
 from ntkbench.config import InitializerConfig, TrainingConfig
@@ -118,20 +118,9 @@ def test_resume_skips_recorded_trials_and_retry_failed(tmp_path, backend):
 
 
 def test_parallel_run_equals_serial_run(tmp_path, backend):
-    import multiprocessing
-
-    from ntkbench.executors import child_environment, thread_env
-
     trials = [tiny_trial(seed=s, backend=backend) for s in range(2)]
-    # the serial run in a process with the threads each of two workers gets (XLA's thread
-    # count changes JAX's sums), started as the pool starts its workers
-    serial = multiprocessing.get_context("spawn").Process(
-        target=run_trials, args=(trials, tmp_path / "serial"),
-        kwargs={"jobs": 1, "progress": False})
-    with child_environment(thread_env(max(1, (os.cpu_count() or 1) // 2))):
-        serial.start()
-    serial.join()
-    assert serial.exitcode == 0
+    # with the threads each of two workers gets (XLA's thread count changes JAX's sums)
+    run_like_a_worker(trials, tmp_path / "serial")
     run_trials(trials, tmp_path / "parallel", jobs=2, progress=False)
     a = nb.load_results(tmp_path / "serial").set_index("trial_hash").sort_index()
     b = nb.load_results(tmp_path / "parallel").set_index("trial_hash").sort_index()
