@@ -24,7 +24,7 @@ from ntkbench import registry
 from ntkbench._version import __version__, source_commit
 from ntkbench.backends import Unavailable, get_backend
 from ntkbench.backends.training import check_tv
-from ntkbench.config import ModelConfig, Trial
+from ntkbench.config import ModelConfig, TaskConfig, Trial
 from ntkbench.data.base import Dataset
 from ntkbench.evaluation import METRICS
 from ntkbench.identity import MEASUREMENT_VERSION, plugin_digest
@@ -252,6 +252,33 @@ def _identity(trial: Trial) -> dict[str, Any]:
     }
 
 
+def fit_issues(cfg: Trial | TaskConfig, data: Dataset) -> list[tuple[tuple[str, ...], str]]:
+    """What in a trial's or task's configuration does not fit its ``data``: the metric or the
+    loss of the other kind of task, a model the inputs cannot feed (a CNN on flat vectors),
+    ``training.tv_weight`` without a pixel grid; each with the field it is about. A trial
+    stops on the first; ``ntkbench validate`` reports them all at their YAML lines."""
+    issues: list[tuple[tuple[str, ...], str]] = []
+    metric = METRICS.get(cfg.metric)
+    if metric is not None and data.kind not in metric.kinds:
+        fits = sorted(m for m, v in METRICS.items() if data.kind in v.kinds)
+        issues.append((("metric",), f"metric {cfg.metric!r} is for "
+                                    f"{' or '.join(metric.kinds)} tasks, but "
+                                    f"{cfg.data.generator!r} is a {data.kind} task (use one of "
+                                    f"{', '.join(fits)})"))
+    if (cfg.training.loss == "cross_entropy") != (data.kind == "classification"):
+        issues.append((("training", "loss"), f"loss {cfg.training.loss!r} does not fit a "
+                                             f"{data.kind} task"))
+    try:
+        model_for(cfg.model, cfg.data.generator, data)
+    except ValueError as exc:
+        issues.append((("model", "kind"), str(exc)))
+    try:
+        check_tv(cfg.training, data.grid)
+    except ValueError as exc:
+        issues.append((("training", "tv_weight"), str(exc)))
+    return issues
+
+
 def build_model(trial: Trial, data: Dataset) -> Model:
     """The trial's network: an :class:`MLP` or a :class:`CNN` sized by the data."""
     return model_for(trial.model, trial.data.generator, data)
@@ -361,11 +388,9 @@ def _run(trial: Trial, record: dict[str, Any]) -> None:
     data: Dataset = registry.tasks.get(trial.data.generator).obj(seed=trial.seed,
                                                                  **trial.data.params)
     metric = METRICS[trial.metric]
-    if data.kind not in metric.kinds:
-        raise ValueError(f"metric {trial.metric!r} does not apply to a {data.kind} task")
-    check_tv(trial.training, data.grid)  # before any work, not at the start of training
-    if (trial.training.loss == "cross_entropy") != (data.kind == "classification"):
-        raise ValueError(f"loss {trial.training.loss!r} does not fit a {data.kind} task")
+    issues = fit_issues(trial, data)  # before any work, not at the start of training
+    if issues:
+        raise ValueError(issues[0][1])
     model = build_model(trial, data)
     entry = registry.resolve_initializer(trial.initializer.name, trial.initializer.source,
                                          trial.source_dir)
@@ -577,7 +602,9 @@ def _threads(backend: str) -> int:
         import torch
 
         return torch.get_num_threads()
-    if "--xla_cpu_multi_thread_eigen=false" in os.environ.get("XLA_FLAGS", ""):
+    from ntkbench.executors import XLA_SINGLE_THREAD
+
+    if XLA_SINGLE_THREAD in os.environ.get("XLA_FLAGS", ""):
         return 1  # XLA made single-threaded (ntkbench.executors.thread_env)
     try:
         return len(os.sched_getaffinity(0))

@@ -41,6 +41,8 @@ T = TypeVar("T")
 #: as failed (a one-off kill is retried; a trial that kills its worker every time is not).
 RETRIES = 1
 _NOTHING = object()
+#: The XLA flag that makes JAX's CPU computations single-threaded (one thread per worker).
+XLA_SINGLE_THREAD = "--xla_cpu_multi_thread_eigen=false"
 
 
 class Executor(Protocol):
@@ -120,7 +122,7 @@ def thread_env(threads: int) -> dict[str, str]:
     if threads == 1:
         flags = os.environ.get("XLA_FLAGS", "")
         if "intra_op_parallelism_threads" not in flags:
-            env["XLA_FLAGS"] = (f"{flags} --xla_cpu_multi_thread_eigen=false "
+            env["XLA_FLAGS"] = (f"{flags} {XLA_SINGLE_THREAD} "
                                 "intra_op_parallelism_threads=1").strip()
     return env
 

@@ -87,19 +87,27 @@ def migrate(record: dict[str, Any], where: str = "record") -> dict[str, Any]:
     return record
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the whole new one."""
+@contextlib.contextmanager
+def _replacing(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary path beside ``path`` to write; renamed onto ``path`` when the block ends,
+    deleted when it raises, so readers see the old file or the whole new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         _remove(tmp)
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the whole new one."""
+    with _replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def json_safe(value: Any) -> Any:
@@ -170,16 +178,8 @@ class RunStore:
         import numpy as np
 
         target = self.arrays_path(trial_hash)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.",
-                                   suffix=".tmp.npz")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez_compressed(fh, **arrays)
-            os.replace(tmp, target)
-        except BaseException:
-            _remove(tmp)
-            raise
+        with _replacing(target, suffix=".tmp.npz") as tmp:
+            np.savez_compressed(tmp, **arrays)
         return target.name
 
     def arrays(self, trial_hash: str) -> dict[str, Any]:
@@ -239,20 +239,14 @@ class RunStore:
         if df.empty:
             return None
         path = self.run_dir / TABLE
-        fd, tmp = tempfile.mkstemp(dir=self.run_dir, prefix=f".{TABLE}.", suffix=".tmp")
-        os.close(fd)
         try:
-            _to_parquet(df, Path(tmp))
-            os.replace(tmp, path)
+            with _replacing(path) as tmp:
+                _to_parquet(df, tmp)
         except OSError as exc:
-            _remove(tmp)
             raise StoreWriteError(
                 exc.errno, f"cannot write {path}: {exc.strerror or exc}; the {len(df)} trial "
                 f"record(s) in {self.records_dir} are kept, and the next ntkbench run (or "
                 "leaderboard) reads them") from None
-        except BaseException:
-            _remove(tmp)
-            raise
         return path
 
 

@@ -108,6 +108,12 @@ def initializer_item(spec: str, cwd: Path | None = None) -> dict[str, str]:
     return {"name": name or attr, "source": f"{target}:{attr}"}
 
 
+def _entry_field(task_loc: Loc) -> Loc:
+    """A task file's field as a suite's task entry spells it (``data.params.x`` →
+    ``params.x``; the others as they are)."""
+    return ("params",) + task_loc[2:] if task_loc[:1] == ("data",) else task_loc
+
+
 class _SuiteReader:
     """Validates one suite document field by field, recording problems as it goes."""
 
@@ -170,13 +176,12 @@ class _SuiteReader:
             self._error(("seeds",), "expected a positive number of seeds or a non-empty list "
                                     f"of non-negative integer seeds, got {show(raw)}")
             return ()
+        seen: set[int] = set()
         for i, seed in enumerate(raw):
             if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
                 self._error(("seeds", i), f"expected a non-negative integer seed, "
                                           f"got {show(seed)}")
-        seen: set[int] = set()
-        for i, seed in enumerate(raw):
-            if isinstance(seed, int) and seed in seen:
+            elif seed in seen:
                 self._error(("seeds", i), f"seed {seed} is listed twice (each seed is one "
                                           "trial per cell)")
             seen.add(seed)
@@ -252,7 +257,7 @@ class _SuiteReader:
     def _task_issue_at(task_loc: Loc, msg: str, item: dict, loc: Loc) -> tuple[Loc, str]:
         """Where a problem of a task's field is reported: the suite line that sets the field
         when the entry overrides it, else the entry's name (the task file sets it)."""
-        suite_loc = (("params",) + task_loc[2:]) if task_loc[:1] == ("data",) else task_loc
+        suite_loc = _entry_field(task_loc)
         node: Any = item
         depth = 0  # how much of the field's path the suite entry sets
         for key in suite_loc:
@@ -291,9 +296,7 @@ class _SuiteReader:
             return base
 
         def at(task_loc: Loc) -> Loc:  # task-file field → the suite entry that overrides it
-            if task_loc[:1] == ("data",):
-                return loc + ("params",) + task_loc[2:]
-            return loc + task_loc
+            return loc + _entry_field(task_loc)
 
         data = deep_merge(without_other_kind(base, over.get("model")), over)
         try:

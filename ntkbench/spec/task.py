@@ -87,15 +87,14 @@ def task_issues(task: TaskConfig, params: Mapping[str, Any]) -> list[tuple[Loc, 
 
 def data_issues(task: TaskConfig) -> list[tuple[Loc, str]]:
     """What only the task's data reveals: the generator rejects its parameters (values out of
-    range, an unknown image), the metric does not fit the kind of task, the model does not fit
-    the inputs (a CNN on flat vectors), ``training.tv_weight`` on a task without a pixel grid.
+    range, an unknown image), or the rest of the task does not fit the data
+    (:func:`ntkbench.execute.fit_issues`: metric, loss, model, ``training.tv_weight``).
 
     Builds the data once (seed 0), as each trial would; a data set that is not downloaded is
     not a problem of the suite (``ntkbench run`` says how to fetch it) and is skipped.
     """
-    from ntkbench.backends.training import check_tv
     from ntkbench.data.cache import MissingDataError
-    from ntkbench.execute import model_for
+    from ntkbench.execute import fit_issues
 
     gen = task.data.generator
     try:
@@ -107,19 +106,4 @@ def data_issues(task: TaskConfig) -> list[tuple[Loc, str]]:
         loc = ("data", "params", named[0]) if named else ("data", "params")
         what = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
         return [(loc, f"data generator {gen!r} rejects its parameters: {what}")]
-    issues: list[tuple[Loc, str]] = []
-    metric = METRICS.get(task.metric)
-    if metric is not None and data.kind not in metric.kinds:
-        fits = sorted(m for m, v in METRICS.items() if data.kind in v.kinds)
-        issues.append((("metric",), f"metric {task.metric!r} is for "
-                                    f"{' or '.join(metric.kinds)} tasks, but {gen!r} is a "
-                                    f"{data.kind} task (use one of {', '.join(fits)})"))
-    try:
-        model_for(task.model, gen, data)
-    except ValueError as exc:
-        issues.append((("model", "kind"), str(exc)))
-    try:
-        check_tv(task.training, data.grid)
-    except ValueError as exc:
-        issues.append((("training", "tv_weight"), str(exc)))
-    return issues
+    return fit_issues(task, data)
